@@ -1,0 +1,49 @@
+# Thin wrapper around CMake: make, make test, make demo, make bench,
+# make install PREFIX=...  Variants: SAN=1 (ASan+UBSan), TSAN=1,
+# UCONTEXT=1 (portable context switch), CC=clang.
+BUILD ?= build
+CMAKE_FLAGS ?=
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc)
+
+ifeq ($(SAN),1)
+BUILD := $(BUILD)-san
+CMAKE_FLAGS += -DCIO_SANITIZE=ON
+endif
+ifeq ($(TSAN),1)
+BUILD := $(BUILD)-tsan
+CMAKE_FLAGS += -DCIO_TSAN=ON
+endif
+ifeq ($(UCONTEXT),1)
+BUILD := $(BUILD)-ucontext
+CMAKE_FLAGS += -DCIO_UCONTEXT=ON
+endif
+ifneq ($(origin CC),default)
+CMAKE_FLAGS += -DCMAKE_C_COMPILER=$(CC)
+endif
+GEN := $(shell command -v ninja >/dev/null 2>&1 && echo -G Ninja)
+
+.PHONY: all test demo bench install clean valgrind
+all: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(GEN) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
+
+test: all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+valgrind: all
+	cd $(BUILD) && CIO_TEST_VALGRIND=1 ctest --output-on-failure -L core -j $(JOBS)
+
+demo: all
+	$(BUILD)/examples/demo
+
+bench: all
+	bench/run.sh $(BUILD)
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf build build-*

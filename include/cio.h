@@ -1,0 +1,10 @@
+/* cio: asyncio's model in C. Include this header to get the whole API. */
+#ifndef CIO_H
+#define CIO_H
+
+#include "cio/core.h"
+#include "cio/task.h"
+#include "cio/sync.h"
+#include "cio/io.h"
+
+#endif

@@ -1,0 +1,128 @@
+/* Generators: a producer task hands values to one consumer, one at a time
+ * (a rendezvous), like an async generator driven by `async for`. */
+#include "internal.h"
+
+struct cio_gen {
+    cio_task *task;
+    cio_gen_fn fn;
+    void *arg;
+    void *value;
+    bool has_value;
+    bool closed;   /* the consumer stopped */
+    bool finished; /* the producer returned */
+    bool error_given;
+    cio__waitq consumer, producer;
+};
+
+static int gen_main(void *arg)
+{
+    cio_gen *g = arg;
+    int rc = g->fn(g, g->arg);
+    g->finished = true;
+    while (cio__waitq_grant(&g->consumer, NULL))
+        ;
+    return rc;
+}
+
+int cio_gen_new(cio_gen **out, cio_gen_fn fn, void *arg)
+{
+    if (out == NULL || fn == NULL)
+        return -EINVAL;
+    if (cio__loop == NULL)
+        return CIO_ENOTASK;
+    cio_gen *g = cio__calloc(1, sizeof *g);
+    if (g == NULL)
+        return -ENOMEM;
+    g->fn = fn;
+    g->arg = arg;
+    cio_spawn_opts o = {.name = "generator"};
+    int rc = cio__spawn(&g->task, NULL, gen_main, g, &o,
+                        __builtin_return_address(0));
+    if (rc < 0) {
+        cio__free(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+int cio_gen_yield(cio_gen *g, void *value)
+{
+    CIO__SELF_OR_RETURN(t);
+    if (g == NULL || t != g->task)
+        return -EINVAL;
+    if (g->closed)
+        return -EPIPE;
+    int rc = cio__checkpoint(t);
+    if (rc < 0)
+        return rc;
+    g->value = value;
+    g->has_value = true;
+    cio__waitq_grant(&g->consumer, NULL);
+    /* Wait until the consumer took it (or left). */
+    while (g->has_value && !g->closed) {
+        cio__waiter w = {0};
+        rc = cio__park_q(t, &g->producer, &w, CIO__W_GEN, g, CIO_NEVER, 0);
+        if (rc < 0)
+            return g->closed ? -EPIPE : rc;
+    }
+    return g->closed ? -EPIPE : 0;
+}
+
+int cio_gen_next(cio_gen *g, void **value)
+{
+    CIO__SELF_OR_RETURN(t);
+    if (g == NULL || value == NULL || t == g->task)
+        return -EINVAL;
+    int rc = cio__checkpoint(t);
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        if (g->has_value) {
+            *value = g->value;
+            g->has_value = false;
+            cio__waitq_grant(&g->producer, NULL);
+            return 0;
+        }
+        if (g->finished || g->closed) {
+            cio__join_quiet(g->task);
+            int res = g->task->result;
+            if (res < 0 && !g->error_given && !g->closed) {
+                g->error_given = true;
+                return res;
+            }
+            return CIO_EOF;
+        }
+        cio__waiter w = {0};
+        rc = cio__park_q(t, &g->consumer, &w, CIO__W_GEN, g, CIO_NEVER, 0);
+        if (rc < 0)
+            return rc; /* a value that arrives meanwhile waits for us */
+    }
+}
+
+int cio_gen_close(cio_gen *g)
+{
+    if (g == NULL)
+        return -EINVAL;
+    if (cio__self() == NULL)
+        return CIO_ENOTASK;
+    if (!g->closed) {
+        g->closed = true;
+        g->has_value = false;
+        cio_task_cancel(g->task);
+        cio__waitq_grant(&g->producer, NULL);
+    }
+    int res = cio__join_quiet(g->task);
+    g->error_given = true;
+    return (res < 0 && res != -EPIPE && res != -ECANCELED) ? res : 0;
+}
+
+void cio_gen_free(cio_gen *g)
+{
+    if (g == NULL)
+        return;
+    if (cio_gen_close(g) == CIO_ENOTASK)
+        return;
+    cio_task_free(g->task);
+    cio__free(g);
+}

@@ -1,0 +1,303 @@
+/* Queues: FIFO (ring), LIFO (stack), PRIORITY (binary heap, FIFO among
+ * equals through a sequence number). An item put while a getter waits goes
+ * straight to that getter. */
+#include "internal.h"
+
+typedef struct slot {
+    void *item;
+    int64_t seq; /* PRIORITY only: arrival order; put-backs go first */
+} slot;
+
+struct cio_queue {
+    int kind;
+    size_t maxsize; /* 0: unbounded */
+    cio_queue_cmp cmp;
+    slot *buf;
+    size_t cap, head, n;
+    int64_t seq_back, seq_front;
+    size_t unfinished;
+    bool shutdown;
+    cio__waitq getters, putters, joiners;
+};
+
+int cio_queue_new(cio_queue **out, int kind, size_t maxsize,
+                  cio_queue_cmp cmp)
+{
+    if (out == NULL || kind < CIO_QUEUE_FIFO || kind > CIO_QUEUE_PRIORITY ||
+        (kind == CIO_QUEUE_PRIORITY && cmp == NULL))
+        return -EINVAL;
+    cio_queue *q = cio__calloc(1, sizeof *q);
+    if (q == NULL)
+        return -ENOMEM;
+    q->kind = kind;
+    q->maxsize = maxsize;
+    q->cmp = cmp;
+    *out = q;
+    return 0;
+}
+
+static int grow(cio_queue *q)
+{
+    size_t cap = q->cap ? q->cap * 2 : 16;
+    slot *buf = cio__malloc(cap * sizeof *buf);
+    if (buf == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < q->n; i++)
+        buf[i] = q->buf[(q->head + i) % (q->cap ? q->cap : 1)];
+    cio__free(q->buf);
+    q->buf = buf;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
+static bool prio_before(const cio_queue *q, const slot *a, const slot *b)
+{
+    int c = q->cmp(a->item, b->item);
+    return c < 0 || (c == 0 && a->seq < b->seq);
+}
+
+static void heap_up(cio_queue *q, size_t i)
+{
+    slot s = q->buf[i];
+    while (i > 0 && prio_before(q, &s, &q->buf[(i - 1) / 2])) {
+        q->buf[i] = q->buf[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    q->buf[i] = s;
+}
+
+static void heap_down(cio_queue *q, size_t i)
+{
+    slot s = q->buf[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= q->n)
+            break;
+        if (c + 1 < q->n && prio_before(q, &q->buf[c + 1], &q->buf[c]))
+            c++;
+        if (!prio_before(q, &q->buf[c], &s))
+            break;
+        q->buf[i] = q->buf[c];
+        i = c;
+    }
+    q->buf[i] = s;
+}
+
+/* Store an item; `front` puts it where the next get finds it first. */
+static int store(cio_queue *q, void *item, bool front)
+{
+    if (q->n == q->cap && grow(q) < 0)
+        return -ENOMEM;
+    switch (q->kind) {
+    case CIO_QUEUE_FIFO:
+        if (front) {
+            q->head = (q->head + q->cap - 1) % q->cap;
+            q->buf[q->head].item = item;
+        } else {
+            q->buf[(q->head + q->n) % q->cap].item = item;
+        }
+        q->n++;
+        break;
+    case CIO_QUEUE_LIFO:
+        q->buf[q->n++].item = item;
+        break;
+    default:
+        q->buf[q->n].item = item;
+        q->buf[q->n].seq = front ? --q->seq_front : q->seq_back++;
+        heap_up(q, q->n++);
+        break;
+    }
+    return 0;
+}
+
+static void *take(cio_queue *q)
+{
+    void *item;
+    switch (q->kind) {
+    case CIO_QUEUE_FIFO:
+        item = q->buf[q->head].item;
+        q->head = (q->head + 1) % q->cap;
+        q->n--;
+        break;
+    case CIO_QUEUE_LIFO:
+        item = q->buf[--q->n].item;
+        break;
+    default:
+        item = q->buf[0].item;
+        if (--q->n > 0) {
+            q->buf[0] = q->buf[q->n];
+            heap_down(q, 0);
+        }
+        break;
+    }
+    return item;
+}
+
+static bool full(const cio_queue *q)
+{
+    return q->maxsize && q->n >= q->maxsize;
+}
+
+/* An item leaves storage: let the first waiting putter in. */
+static void admit_putter(cio_queue *q)
+{
+    if (full(q) || q->putters.head == NULL)
+        return;
+    cio__waiter *w = q->putters.head;
+    if (store(q, w->value, false) < 0)
+        return;
+    cio__waitq_grant(&q->putters, w->value);
+}
+
+/* Give `item` to the first getter, or store it (at the front if it is
+ * being handed back). */
+static int deliver(cio_queue *q, void *item, bool front)
+{
+    if (cio__waitq_grant(&q->getters, item))
+        return 0;
+    return store(q, item, front);
+}
+
+static int try_put(cio_queue *q, void *item)
+{
+    if (q->shutdown)
+        return -ESHUTDOWN;
+    if (q->getters.head == NULL && (full(q) || q->putters.head))
+        return -EAGAIN;
+    int rc = deliver(q, item, false);
+    if (rc == 0)
+        q->unfinished++;
+    return rc;
+}
+
+int cio_queue_put_nowait(cio_queue *q, void *item)
+{
+    if (q == NULL)
+        return -EINVAL;
+    return try_put(q, item);
+}
+
+int cio_queue_put(cio_queue *q, void *item)
+{
+    CIO__SELF_OR_RETURN(t);
+    if (q == NULL)
+        return -EINVAL;
+    int rc = cio__checkpoint(t);
+    if (rc < 0)
+        return rc;
+    rc = try_put(q, item);
+    if (rc != -EAGAIN)
+        return rc;
+    cio__waiter w = {.value = item};
+    rc = cio__park_q(t, &q->putters, &w, CIO__W_QUEUE_PUT, q, CIO_NEVER, 0);
+    if (rc == 0)
+        q->unfinished++; /* a getter moved our item in */
+    return rc;
+}
+
+static int try_get(cio_queue *q, void **item)
+{
+    if (q->n > 0) {
+        *item = take(q);
+        admit_putter(q);
+        return 0;
+    }
+    return q->shutdown ? -ESHUTDOWN : -EAGAIN;
+}
+
+int cio_queue_get_nowait(cio_queue *q, void **item)
+{
+    if (q == NULL || item == NULL)
+        return -EINVAL;
+    return try_get(q, item);
+}
+
+int cio_queue_get(cio_queue *q, void **item)
+{
+    CIO__SELF_OR_RETURN(t);
+    if (q == NULL || item == NULL)
+        return -EINVAL;
+    int rc = cio__checkpoint(t);
+    if (rc < 0)
+        return rc;
+    rc = try_get(q, item);
+    if (rc != -EAGAIN)
+        return rc;
+    cio__waiter w = {0};
+    rc = cio__park_q(t, &q->getters, &w, CIO__W_QUEUE_GET, q, CIO_NEVER, 0);
+    if (rc < 0)
+        return rc;
+    if (cio__cancelled(t)) {
+        /* Handed an item, then cancelled before running: it goes on. */
+        deliver(q, w.value, true);
+        return -ECANCELED;
+    }
+    *item = w.value;
+    return 0;
+}
+
+size_t cio_queue_size(const cio_queue *q)
+{
+    return q ? q->n : 0;
+}
+
+int cio_queue_task_done(cio_queue *q)
+{
+    if (q == NULL || q->unfinished == 0)
+        return -EINVAL;
+    if (--q->unfinished == 0)
+        while (cio__waitq_grant(&q->joiners, NULL))
+            ;
+    return 0;
+}
+
+int cio_queue_join(cio_queue *q)
+{
+    CIO__SELF_OR_RETURN(t);
+    if (q == NULL)
+        return -EINVAL;
+    int rc = cio__checkpoint(t);
+    while (rc == 0 && q->unfinished > 0) {
+        cio__waiter w = {0};
+        rc = cio__park_q(t, &q->joiners, &w, CIO__W_QUEUE_JOIN, q, CIO_NEVER,
+                         0);
+    }
+    return rc;
+}
+
+static void wake_all(cio__waitq *wq, int result)
+{
+    cio__waiter *w;
+    while ((w = cio__waitq_pop(wq)))
+        cio__wake(w->task, result);
+}
+
+int cio_queue_shutdown(cio_queue *q, bool immediate)
+{
+    if (q == NULL)
+        return -EINVAL;
+    q->shutdown = true;
+    if (immediate) {
+        q->unfinished = q->unfinished > q->n ? q->unfinished - q->n : 0;
+        q->n = 0;
+        q->head = 0;
+        if (q->unfinished == 0)
+            while (cio__waitq_grant(&q->joiners, NULL))
+                ;
+    }
+    wake_all(&q->putters, -ESHUTDOWN);
+    wake_all(&q->getters, -ESHUTDOWN);
+    return 0;
+}
+
+int cio_queue_free(cio_queue *q)
+{
+    if (q == NULL)
+        return 0;
+    if (q->getters.head || q->putters.head || q->joiners.head)
+        return -EBUSY;
+    cio__free(q->buf);
+    cio__free(q);
+    return 0;
+}

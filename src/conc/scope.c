@@ -1,0 +1,114 @@
+/* Cancel scopes: level-triggered cancellation and deadlines.
+ *
+ * A task's scopes form a chain from the innermost outwards: the task's own
+ * scopes, its root scope, then (for a group child) the group's scope and
+ * the scopes of the task that opened the group, and so on up. The task is
+ * cancelled while any scope on the chain up to the first shield is
+ * cancelled or past its deadline. Nothing is stored per task: each
+ * checkpoint walks the chain (a few pointer hops), and a waiting task arms
+ * its timer at the nearest deadline on it, so a deadline reaches all the
+ * tasks below it without a list of them. */
+#include "internal.h"
+
+static inline int64_t trigger_time(const cio_scope *s, int64_t now)
+{
+    int64_t at = s->cio__cancelled_at;
+    if (s->cio__deadline <= now && s->cio__deadline < at)
+        at = s->cio__deadline;
+    return at;
+}
+
+int cio__scope_chain_cancelled(const cio_scope *s, int64_t now)
+{
+    for (; s; s = s->cio__parent) {
+        if (s->cio__cancelled_at != CIO_NEVER || s->cio__deadline <= now)
+            return -ECANCELED;
+        if (s->cio__flags & CIO_SCOPE_SHIELD)
+            break;
+    }
+    return 0;
+}
+
+int cio__cancelled(const cio_task *t)
+{
+    return cio__scope_chain_cancelled(t->scope, t->loop->now);
+}
+
+void cio__cancel_refresh(cio_task *t)
+{
+    cio__task_refresh(t);
+    for (cio_group *g = t->groups; g; g = cio__group_next_open(g))
+        cio__group_refresh(g);
+}
+
+int cio_scope_enter(cio_scope *sc, int64_t deadline, unsigned flags)
+{
+    CIO__SELF_OR_RETURN(t);
+    if (sc == NULL || deadline < 0 || (flags & ~CIO_SCOPE_SHIELD))
+        return -EINVAL;
+    sc->cio__parent = t->scope;
+    sc->cio__owner = t;
+    sc->cio__deadline = deadline;
+    sc->cio__cancelled_at = CIO_NEVER;
+    sc->cio__flags = flags;
+    t->scope = sc;
+    return 0;
+}
+
+/* The earliest time a scope enclosing `sc` (up to a shield) triggered. */
+static int64_t outer_trigger(const cio_scope *sc, int64_t now)
+{
+    int64_t at = CIO_NEVER;
+    if (sc->cio__flags & CIO_SCOPE_SHIELD)
+        return at;
+    for (const cio_scope *s = sc->cio__parent; s; s = s->cio__parent) {
+        int64_t t = trigger_time(s, now);
+        if (t < at)
+            at = t;
+        if (s->cio__flags & CIO_SCOPE_SHIELD)
+            break;
+    }
+    return at;
+}
+
+int cio_scope_exit(cio_scope *sc)
+{
+    CIO__SELF_OR_RETURN(t);
+    if (sc == NULL || sc != t->scope || sc == &t->root)
+        return -EINVAL;
+    cio_loop *l = t->loop;
+    int64_t own = trigger_time(sc, l->now);
+    int64_t outer = outer_trigger(sc, l->now);
+    int rc = 0;
+    if (outer != CIO_NEVER && outer <= own)
+        rc = -ECANCELED; /* an enclosing scope takes precedence */
+    else if (own != CIO_NEVER)
+        rc = (sc->cio__deadline <= l->now &&
+              sc->cio__deadline <= sc->cio__cancelled_at)
+                 ? -ETIMEDOUT
+                 : -ECANCELED;
+    t->scope = sc->cio__parent;
+    return rc;
+}
+
+int cio_scope_cancel(cio_scope *sc)
+{
+    if (sc == NULL || sc->cio__owner == NULL)
+        return -EINVAL;
+    if (sc->cio__cancelled_at != CIO_NEVER)
+        return 0;
+    cio_loop *l = sc->cio__owner->loop;
+    cio__loop_update_now(l);
+    sc->cio__cancelled_at = l->now;
+    cio__cancel_refresh(sc->cio__owner);
+    return 0;
+}
+
+int cio_scope_set_deadline(cio_scope *sc, int64_t deadline)
+{
+    if (sc == NULL || sc->cio__owner == NULL || deadline < 0)
+        return -EINVAL;
+    sc->cio__deadline = deadline;
+    cio__cancel_refresh(sc->cio__owner);
+    return 0;
+}

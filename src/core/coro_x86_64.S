@@ -1,0 +1,46 @@
+/* Context switch for x86_64 System V: save the callee-saved registers on
+ * the current stack, store the stack pointer, load the other one, restore.
+ * The floating-point control words are not switched: they are per thread
+ * and cio tasks do not change them. */
+    .text
+    .globl cio__ctx_switch
+    .hidden cio__ctx_switch
+    .type cio__ctx_switch, @function
+    .p2align 4
+/* void cio__ctx_switch(cio__ctx *from, cio__ctx *to) */
+cio__ctx_switch:
+    .cfi_startproc
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq (%rsi), %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .cfi_endproc
+    .size cio__ctx_switch, .-cio__ctx_switch
+
+/* First code a new task runs: call the entry function held in r12. The
+ * entry never returns; the undefined return address ends backtraces. */
+    .globl cio__ctx_trampoline
+    .hidden cio__ctx_trampoline
+    .type cio__ctx_trampoline, @function
+    .p2align 4
+cio__ctx_trampoline:
+    .cfi_startproc
+    .cfi_undefined rip
+    xorl %ebp, %ebp
+    call *%r12
+    ud2
+    .cfi_endproc
+    .size cio__ctx_trampoline, .-cio__ctx_trampoline
+
+    .section .note.GNU-stack, "", @progbits

@@ -1,0 +1,401 @@
+/* The loop: run queue, timers, the backend, and cio_run().
+ *
+ * One turn: run the tasks that were runnable when the turn began (tasks
+ * they wake run next turn, so I/O is polled between), poll the backend
+ * (without blocking if tasks are runnable), fire due timers. A loop with no
+ * runnable task, no timer, no fd wait and no outside wakeup promised has
+ * either finished or deadlocked; it never sleeps forever. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+#ifdef CIO__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef CIO__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+_Thread_local cio_loop *cio__loop;
+
+static int64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * CIO_SEC + ts.tv_nsec;
+}
+
+void cio__loop_update_now(cio_loop *l)
+{
+    if (l->clock == CIO_CLOCK_MONOTONIC)
+        l->now = mono_now();
+}
+
+int64_t cio_now(void)
+{
+    cio_loop *l = cio__loop;
+    if (l == NULL)
+        return mono_now();
+    cio__loop_update_now(l);
+    return l->now;
+}
+
+int64_t cio_deadline_after(int64_t timeout)
+{
+    if (timeout < 0)
+        return -EINVAL;
+    int64_t now = cio_now();
+    return timeout > CIO_NEVER - now ? CIO_NEVER : now + timeout;
+}
+
+void cio__timer_arm(cio_loop *l, cio__timer *t, int64_t when)
+{
+    if (t->idx)
+        cio__heap_remove(&l->timers, t);
+    t->when = when;
+    /* Capacity is reserved at spawn (one timer per task), so this cannot
+     * fail; see reserve_timers(). */
+    (void)cio__heap_push(&l->timers, t);
+}
+
+void cio__timer_disarm(cio_loop *l, cio__timer *t)
+{
+    cio__heap_remove(&l->timers, t);
+}
+
+/* ---- switching --------------------------------------------------------------- */
+
+static void switch_into(cio_loop *l, cio_task *t)
+{
+#ifdef CIO__ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(&fake, t->stack.lo, t->stack.size);
+#endif
+#ifdef CIO__TSAN
+    __tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
+    cio__ctx_switch(&l->ctx, &t->ctx);
+#ifdef CIO__ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+void cio__task_suspend(cio_task *t)
+{
+    cio_loop *l = t->loop;
+#ifdef CIO__ASAN
+    void *fake = NULL;
+    __sanitizer_start_switch_fiber(t->state == CIO__DONE ? NULL : &fake,
+                                   l->thread_stack_lo, l->thread_stack_size);
+#endif
+#ifdef CIO__TSAN
+    __tsan_switch_to_fiber(l->tsan_fiber, 0);
+#endif
+    cio__ctx_switch(&t->ctx, &l->ctx);
+#ifdef CIO__ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+}
+
+void cio__schedule(cio_task *t)
+{
+    cio_loop *l = t->loop;
+    t->state = CIO__RUNNABLE;
+    t->runq_next = NULL;
+    if (l->runq_tail)
+        l->runq_tail->runq_next = t;
+    else
+        l->runq_head = t;
+    l->runq_tail = t;
+    l->runq_len++;
+}
+
+static cio_task *runq_pop(cio_loop *l)
+{
+    cio_task *t = l->runq_head;
+    l->runq_head = t->runq_next;
+    if (l->runq_head == NULL)
+        l->runq_tail = NULL;
+    l->runq_len--;
+    return t;
+}
+
+static void run_task(cio_loop *l, cio_task *t)
+{
+    int64_t start = 0;
+    if (CIO__UNLIKELY(l->debug))
+        start = mono_now();
+    l->current = t;
+    t->state = CIO__RUNNING;
+    l->stats.switches++;
+    switch_into(l, t);
+    l->current = NULL;
+    if (CIO__UNLIKELY(!cio__stack_canary_ok(&t->stack))) {
+        cio__report("stack overflow in task %s (stack %zu bytes)", t->name,
+                    t->stack.size);
+        abort();
+    }
+    if (CIO__UNLIKELY(l->debug)) {
+        int64_t took = mono_now() - start;
+        if (took > l->slow_step)
+            cio__report("slow step: task %s ran %.3f ms without suspending",
+                        t->name, (double)took / CIO_MSEC);
+    }
+    if (t->state == CIO__DONE)
+        cio__task_release_stack(t);
+}
+
+/* ---- shutdown and deadlock ----------------------------------------------------- */
+
+static void cancel_all(cio_loop *l, bool force)
+{
+    for (cio_task *t = l->tasks; t; t = t->all_next) {
+        if (t->state == CIO__DONE)
+            continue;
+        if (t->root.cio__cancelled_at == CIO_NEVER)
+            t->root.cio__cancelled_at = l->now;
+        if (force && t->state == CIO__WAITING) {
+            /* Last resort after a deadlock that cancellation could not
+             * break (shielded or uninterruptible waits). */
+            if (t->unlink)
+                t->unlink(t);
+            else if (t->wait_q)
+                cio__waitq_remove(t->wait_q, t->wait_node);
+            cio__wake(t, -ECANCELED);
+        } else {
+            cio__cancel_refresh(t);
+        }
+    }
+}
+
+static void report_deadlock(cio_loop *l)
+{
+    cio__report("deadlock: %llu task(s) wait and nothing can wake them",
+                (unsigned long long)l->stats.tasks_alive);
+    for (cio_task *t = l->tasks; t; t = t->all_next)
+        if (t->state == CIO__WAITING)
+            cio__report("  task %s (id %llu) waits on %s %p", t->name,
+                        (unsigned long long)t->id,
+                        cio__wait_kind_name(t->wait_kind), t->wait_obj);
+}
+
+/* Every task waits on something only another task could provide. Report
+ * it, then cancel everything so the run ends; if shields or
+ * uninterruptible waits keep it stuck, interrupt those; if that still does
+ * not end it, give up on the remaining tasks. Returns false to stop. */
+static bool handle_deadlock(cio_loop *l)
+{
+    if (l->deadlocked == 0)
+        report_deadlock(l);
+    l->deadlocked++;
+    if (l->deadlocked > 2)
+        return false;
+    cancel_all(l, l->deadlocked == 2);
+    return true;
+}
+
+/* ---- the turn --------------------------------------------------------------------- */
+
+static void fire_timers(cio_loop *l)
+{
+    cio__timer *t;
+    while ((t = cio__heap_top(&l->timers)) && t->when <= l->now) {
+        cio__heap_remove(&l->timers, t);
+        l->stats.timers_fired++;
+        t->fire(l, t);
+    }
+}
+
+static size_t io_waiting(cio_loop *l)
+{
+    return l->backend ? l->bops->waiting(l->backend) : 0;
+}
+
+static int64_t poll_timeout(cio_loop *l)
+{
+    cio__timer *next = cio__heap_top(&l->timers);
+    if (next == NULL)
+        return -1;
+    int64_t d = next->when - l->now;
+    return d < 0 ? 0 : d;
+}
+
+/* Returns false when the loop must stop. */
+static bool wait_for_work(cio_loop *l)
+{
+    if (l->runq_len > 0) {
+        if (io_waiting(l))
+            l->bops->poll(l->backend, 0);
+        cio__loop_update_now(l);
+        fire_timers(l);
+        return true;
+    }
+    if (l->blocked_waiters.head) {
+        while (cio__waitq_grant(&l->blocked_waiters, NULL))
+            ;
+        return true;
+    }
+    bool timers = cio__heap_top(&l->timers) != NULL;
+    if (!timers && io_waiting(l) == 0 && l->external == 0)
+        return handle_deadlock(l);
+    if (l->clock == CIO_CLOCK_VIRTUAL) {
+        if (io_waiting(l) && l->bops->poll(l->backend, 0) > 0)
+            return true;
+        if (timers) {
+            int64_t when = cio__heap_top(&l->timers)->when;
+            if (when > l->now)
+                l->now = when;
+        } else {
+            l->bops->poll(l->backend, -1);
+        }
+    } else {
+        l->bops->poll(l->backend, poll_timeout(l));
+        cio__loop_update_now(l);
+    }
+    fire_timers(l);
+    return true;
+}
+
+static void loop_run(cio_loop *l)
+{
+    for (;;) {
+        l->stats.loop_turns++;
+        for (size_t n = l->runq_len; n > 0 && l->runq_head; n--)
+            run_task(l, runq_pop(l));
+        if (l->main && l->main->state == CIO__DONE && !l->shutting_down) {
+            l->shutting_down = 1;
+            cio__loop_update_now(l);
+            cancel_all(l, false);
+        }
+        if (l->stats.tasks_alive == 0)
+            break;
+        if (!wait_for_work(l))
+            break;
+    }
+}
+
+/* ---- create / destroy ------------------------------------------------------------- */
+
+static int loop_new(const cio_config *cfg, cio_loop **out)
+{
+    cio_loop *l = cio__calloc(1, sizeof *l);
+    if (l == NULL)
+        return -ENOMEM;
+    l->clock = cfg->clock;
+    l->debug = cfg->debug;
+    l->stack_size = cfg->stack_size ? cfg->stack_size : CIO_STACK_DEFAULT;
+    l->slow_step = cfg->slow_step > 0 ? cfg->slow_step : 100 * CIO_MSEC;
+    l->next_id = 1;
+    l->now = l->clock == CIO_CLOCK_VIRTUAL ? 0 : mono_now();
+    int rc = cio__stack_pool_init(&l->stacks);
+    if (rc < 0)
+        goto fail;
+    /* io_uring arrives with the I/O layer; epoll serves every request. */
+    l->bops = &cio__backend_epoll;
+    rc = l->bops->init(l, &l->backend);
+    if (rc < 0)
+        goto fail;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &l->thread_stack_lo,
+                              &l->thread_stack_size);
+        pthread_attr_destroy(&attr);
+    }
+#ifdef CIO__TSAN
+    l->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    *out = l;
+    return 0;
+fail:
+    cio__stack_pool_fini(l->stacks);
+    cio__free(l);
+    return rc;
+}
+
+static void loop_free(cio_loop *l)
+{
+    cio__task_dispose_all(l);
+    if (l->backend)
+        l->bops->fini(l->backend);
+    cio__heap_fini(&l->timers);
+    cio__stack_pool_fini(l->stacks);
+    cio__free(l);
+}
+
+void cio_config_init(cio_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->stack_size = CIO_STACK_DEFAULT;
+    cfg->slow_step = 100 * CIO_MSEC;
+    const char *e = getenv("CIO_DEBUG");
+    if (e && *e && strcmp(e, "0") != 0)
+        cfg->debug = 1;
+    e = getenv("CIO_BACKEND");
+    if (e && strcmp(e, "epoll") == 0)
+        cfg->backend = CIO_BACKEND_EPOLL;
+    else if (e && strcmp(e, "uring") == 0)
+        cfg->backend = CIO_BACKEND_URING;
+    e = getenv("CIO_STACK_SIZE");
+    if (e && atol(e) > 0)
+        cfg->stack_size = (size_t)atol(e);
+}
+
+int cio_run(cio_task_fn main_fn, void *arg)
+{
+    return cio_run_config(NULL, main_fn, arg);
+}
+
+int cio_run_config(const cio_config *cfg, cio_task_fn main_fn, void *arg)
+{
+    cio_config defaults;
+    if (cfg == NULL) {
+        cio_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if (main_fn == NULL)
+        return -EINVAL;
+    if ((cfg->stack_size && cfg->stack_size < CIO_STACK_MIN) ||
+        cfg->backend < CIO_BACKEND_AUTO || cfg->backend > CIO_BACKEND_URING ||
+        (cfg->clock != CIO_CLOCK_MONOTONIC && cfg->clock != CIO_CLOCK_VIRTUAL))
+        return -EINVAL;
+    if (cio__loop)
+        return -EBUSY;
+    cio_loop *l;
+    int rc = loop_new(cfg, &l);
+    if (rc < 0)
+        return rc;
+    cio__loop = l;
+    cio_spawn_opts opts = {.name = "main"};
+    rc = cio__spawn(&l->main, NULL, main_fn, arg, &opts,
+                    __builtin_return_address(0));
+    if (rc == 0) {
+        l->main->flags |= CIO__T_MAIN;
+        loop_run(l);
+        rc = l->main->state == CIO__DONE ? l->main->result : -ECANCELED;
+        if (l->main->state == CIO__DONE)
+            l->main->flags |= CIO__T_JOINED;
+        if (l->deadlocked)
+            rc = CIO_EDEADLOCK;
+        cio_task_free(l->main);
+        l->main = NULL;
+    }
+    loop_free(l);
+    cio__loop = NULL;
+    return rc;
+}
+
+int cio_stats_get(cio_stats *out)
+{
+    cio_loop *l = cio__loop;
+    if (l == NULL)
+        return -ESRCH;
+    if (out == NULL)
+        return -EINVAL;
+    *out = l->stats;
+    out->stacks_mapped = cio__stack_mapped(l->stacks);
+    out->stacks_pooled = cio__stack_pooled(l->stacks);
+    out->io_waits = l->stats.io_waits;
+    return 0;
+}

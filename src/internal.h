@@ -1,0 +1,356 @@
+/* Declarations shared inside src/. Nothing here is public API. */
+#ifndef CIO_INTERNAL_H
+#define CIO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cio.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CIO__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CIO__ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define CIO__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CIO__TSAN 1
+#endif
+#endif
+
+#define CIO__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CIO__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CIO__CONTAINER(p, type, member) \
+    ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+typedef struct cio_loop cio_loop;
+
+/* ---- allocation (alloc.c): every allocation goes through these ---------- */
+void *cio__malloc(size_t n);
+void *cio__calloc(size_t n, size_t size);
+void *cio__realloc(void *p, size_t n);
+void cio__free(void *p);
+char *cio__strdup(const char *s);
+/* Live allocations made through cio__malloc & co. (for leak checks). */
+long cio__alloc_live(void);
+/* Make the nth allocation from now fail (1 = the next); 0 disarms. */
+void cio__alloc_fail_at(long nth);
+
+/* ---- reports (error.c) ---------------------------------------------------- */
+void cio__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- context switch (coro_*.S / coro_ucontext.c) ---------------------------- */
+#ifdef CIO_UCONTEXT
+#include <ucontext.h>
+typedef struct cio__ctx {
+    ucontext_t uc;
+} cio__ctx;
+#else
+typedef struct cio__ctx {
+    void *sp;
+} cio__ctx;
+#endif
+/* Prepare `c` to start `entry()` on the stack [lo, lo+size). */
+void cio__ctx_make(cio__ctx *c, void *lo, size_t size, void (*entry)(void));
+/* Save the current context into `from`, resume `to`. */
+void cio__ctx_switch(cio__ctx *from, cio__ctx *to);
+
+/* ---- stacks (stack.c) ------------------------------------------------------- */
+typedef struct cio__stack_pool cio__stack_pool;
+typedef struct cio__stack {
+    void *lo;        /* lowest usable byte (above the guard) */
+    size_t size;     /* usable bytes */
+    unsigned vg_id;  /* valgrind stack id */
+    bool canary;     /* no guard page: a canary word sits at lo */
+} cio__stack;
+int cio__stack_pool_init(cio__stack_pool **out);
+void cio__stack_pool_fini(cio__stack_pool *p);
+/* Take a stack of at least `size` usable bytes. 0 or -ENOMEM. */
+int cio__stack_get(cio__stack_pool *p, size_t size, cio__stack *out);
+void cio__stack_put(cio__stack_pool *p, const cio__stack *s);
+bool cio__stack_canary_ok(const cio__stack *s);
+size_t cio__stack_pooled(const cio__stack_pool *p);
+uint64_t cio__stack_mapped(const cio__stack_pool *p);
+size_t cio__page_size(void);
+
+/* ---- timers (timer.c): a binary min-heap ordered by (when, seq) ----------- */
+typedef struct cio__timer cio__timer;
+typedef void (*cio__timer_fn)(cio_loop *l, cio__timer *t);
+struct cio__timer {
+    int64_t when;
+    uint64_t seq;
+    size_t idx; /* 1-based heap slot; 0 = not armed */
+    cio__timer_fn fire;
+};
+typedef struct cio__heap {
+    cio__timer **v;
+    size_t n, cap;
+    uint64_t seq;
+} cio__heap;
+int cio__heap_push(cio__heap *h, cio__timer *t);
+void cio__heap_remove(cio__heap *h, cio__timer *t);
+static inline cio__timer *cio__heap_top(const cio__heap *h)
+{
+    return h->n ? h->v[0] : NULL;
+}
+void cio__heap_fini(cio__heap *h);
+
+/* ---- wait queues ------------------------------------------------------------- */
+typedef struct cio__waiter {
+    struct cio__waiter *prev, *next;
+    cio_task *task;
+    void *value;  /* what a waker handed over */
+    int granted;  /* a waker completed this wait */
+} cio__waiter;
+
+static inline void cio__waitq_push(cio__waitq *q, cio__waiter *w)
+{
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+}
+static inline void cio__waitq_remove(cio__waitq *q, cio__waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->prev = w->next = NULL;
+}
+static inline cio__waiter *cio__waitq_pop(cio__waitq *q)
+{
+    cio__waiter *w = q->head;
+    if (w)
+        cio__waitq_remove(q, w);
+    return w;
+}
+
+/* ---- tasks ------------------------------------------------------------------- */
+enum cio__task_state {
+    CIO__RUNNABLE = 1,
+    CIO__RUNNING,
+    CIO__WAITING,
+    CIO__DONE,
+};
+
+/* What a waiting task waits on, for reports and the task dump. */
+enum cio__wait_kind {
+    CIO__W_NONE = 0,
+    CIO__W_SLEEP,
+    CIO__W_JOIN,
+    CIO__W_GROUP,
+    CIO__W_MUTEX,
+    CIO__W_EVENT,
+    CIO__W_COND,
+    CIO__W_SEM,
+    CIO__W_BARRIER,
+    CIO__W_QUEUE_GET,
+    CIO__W_QUEUE_PUT,
+    CIO__W_QUEUE_JOIN,
+    CIO__W_FUTURE,
+    CIO__W_GEN,
+    CIO__W_FD,
+    CIO__W_BLOCKED,
+};
+const char *cio__wait_kind_name(int kind);
+
+#define CIO__PARK_UNINTERRUPTIBLE 1u
+
+/* task flags */
+#define CIO__T_HANDLE 0x01u    /* a caller holds a handle */
+#define CIO__T_DETACHED 0x02u  /* owned by the loop */
+#define CIO__T_JOINED 0x04u    /* result retrieved */
+#define CIO__T_MAIN 0x08u
+#define CIO__T_IN_DONE 0x10u   /* on its group's done list */
+
+#define CIO__NAME_MAX 32
+
+struct cio_task {
+    cio__ctx ctx;
+    cio_loop *loop;
+    cio_task *runq_next;
+    cio_task *all_prev, *all_next; /* loop's list of live tasks */
+    int state;
+    unsigned flags;
+    int result;
+    int refs;
+    cio_task_fn fn;
+    void *arg;
+    cio__stack stack;
+    cio_scope root;   /* the task's own cancel scope */
+    cio_scope *scope; /* innermost open scope */
+    cio_group *group; /* owning group, or NULL */
+    cio_task *g_prev, *g_next; /* in the group's children list */
+    cio_task *g_done_next;     /* in the group's completion queue */
+    cio_group *groups;         /* groups this task has open, innermost first */
+    cio_mutex *held;           /* mutexes held */
+    cio_task *joiner;
+    cio__timer timer;
+    int64_t call_deadline;
+    int wake_result;
+    unsigned park_flags;
+    int budget;
+    /* What the task waits on, and how to take it off when interrupted. */
+    int wait_kind;
+    const void *wait_obj;
+    void (*unlink)(cio_task *t);
+    cio__waitq *wait_q;
+    cio__waiter *wait_node;
+    int wait_fd;
+    unsigned wait_events;
+    char *errmsg;
+    uint64_t id;
+    void *spawn_site;
+    int64_t spawned_at;
+#ifdef CIO__TSAN
+    void *tsan_fiber;
+#endif
+    char name[CIO__NAME_MAX];
+};
+
+/* The loop running on this thread, or NULL. */
+extern _Thread_local cio_loop *cio__loop;
+
+/* The running task or NULL. */
+static inline cio_task *cio__self(void);
+
+/* Suspend the running task until woken or interrupted. The caller has
+ * put the task where a waker finds it and set t->unlink (or wait_q and
+ * wait_node) so that an interruption can take it off. `deadline` (absolute,
+ * CIO_NEVER for none) interrupts the wait with -ETIMEDOUT; the deadlines of
+ * the task's scopes interrupt it with -ECANCELED, as does a cancellation,
+ * unless `flags` has CIO__PARK_UNINTERRUPTIBLE. Returns what the waker
+ * passed to cio__wake. */
+int cio__park(cio_task *t, int kind, const void *obj, int64_t deadline,
+              unsigned flags);
+/* Park on a wait queue with a waiter on the caller's stack; w->value is
+ * left as the caller set it (a putter's item, say). */
+int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w, int kind,
+                const void *obj, int64_t deadline, unsigned flags);
+/* Make a waiting task runnable; its cio__park returns `result`. */
+void cio__wake(cio_task *t, int result);
+/* Pop the first waiter of `q`, hand it `value` and wake it. Returns the
+ * woken task or NULL if `q` is empty. */
+cio_task *cio__waitq_grant(cio__waitq *q, void *value);
+/* Make a runnable task (new or yielding) run in a later turn. */
+void cio__schedule(cio_task *t);
+/* -ECANCELED if `t` is cancelled now (by a scope, its group, or itself). */
+int cio__cancelled(const cio_task *t);
+/* A cancellation point with the coop budget. */
+int cio__checkpoint(cio_task *t);
+/* Wake the tasks that a cancellation under `t` reached, and re-arm the
+ * timers of those whose deadlines moved. */
+void cio__cancel_refresh(cio_task *t);
+/* Resolve the running task for a public call that must be in a task. */
+#define CIO__SELF_OR_RETURN(t)          \
+    cio_task *t = cio__self();          \
+    if (CIO__UNLIKELY(t == NULL))       \
+        return CIO_ENOTASK
+
+void cio__task_ref(cio_task *t);
+/* Loop side of a finished task: recycle its stack, drop its run ref. */
+void cio__task_release_stack(cio_task *t);
+/* At loop close: free every task struct left. */
+void cio__task_dispose_all(cio_loop *l);
+void cio__task_unref(cio_task *t);
+int cio__spawn(cio_task **out, cio_group *g, cio_task_fn fn, void *arg,
+               const cio_spawn_opts *opts, void *site);
+/* Join `t` without being interruptible (for wait_for, gen close). */
+int cio__join_quiet(cio_task *t);
+
+void cio__task_refresh(cio_task *t);
+/* -ECANCELED if a scope from `s` outwards (to a shield) is cancelled. */
+int cio__scope_chain_cancelled(const cio_scope *s, int64_t now);
+
+/* groups (group.c) */
+cio_group *cio__group_next_open(const cio_group *g);
+void cio__group_child_done(cio_group *g, cio_task *t);
+void cio__group_close_all(cio_task *t); /* at task exit: join what is open */
+void cio__group_refresh(cio_group *g);  /* wake / re-arm its descendants */
+void cio__group_child_release(cio_group *g, cio_task *t);
+
+/* mutexes (sync.c) */
+void cio__mutex_break_all(cio_task *t);
+
+/* ---- backend ----------------------------------------------------------------- */
+typedef struct cio__backend cio__backend;
+typedef struct cio__backend_ops {
+    const char *name;
+    int (*init)(cio_loop *l, cio__backend **out);
+    void (*fini)(cio__backend *b);
+    /* Wait up to `timeout` ns (0: do not block; -1: no limit) for events and
+     * wake the tasks they concern. Returns the number of wakeups or -errno. */
+    int (*poll)(cio__backend *b, int64_t timeout);
+    /* Start waiting for `events` on `fd` for task `t` (which then parks). */
+    int (*fd_wait)(cio__backend *b, cio_task *t, int fd, unsigned events);
+    /* Stop the fd wait of `t` (interrupted before the fd was ready). */
+    void (*fd_cancel)(cio__backend *b, cio_task *t);
+    /* Number of fd waits in progress. */
+    size_t (*waiting)(const cio__backend *b);
+} cio__backend_ops;
+extern const cio__backend_ops cio__backend_epoll;
+
+/* ---- loop ----------------------------------------------------------------------- */
+struct cio_loop {
+    cio__ctx ctx; /* the loop's own context (the thread's stack) */
+    cio_task *current;
+    cio_task *runq_head, *runq_tail;
+    size_t runq_len;
+    cio_task *tasks; /* all live tasks */
+    cio__heap timers;
+    int64_t now;
+    int clock;
+    int debug;
+    size_t stack_size;
+    int64_t slow_step;
+    cio__stack_pool *stacks;
+    cio_task *free_tasks; /* recycled task structs */
+    size_t free_tasks_n;
+    const cio__backend_ops *bops;
+    cio__backend *backend;
+    cio__waitq blocked_waiters; /* cio_wait_all_blocked */
+    cio_task *main;
+    cio_task *dead; /* finished task whose stack is still to release */
+    uint64_t next_id;
+    long external; /* wakeups promised from outside the loop */
+    int shutting_down;
+    int deadlocked;
+    cio_stats stats;
+    void *thread_stack_lo;
+    size_t thread_stack_size;
+#ifdef CIO__TSAN
+    void *tsan_fiber;
+#endif
+};
+
+static inline cio_task *cio__self(void)
+{
+    cio_loop *l = cio__loop;
+    return l ? l->current : NULL;
+}
+
+/* Switch from the running task to the loop. */
+void cio__task_suspend(cio_task *t);
+/* Update l->now from the clock (no-op on the virtual clock). */
+void cio__loop_update_now(cio_loop *l);
+void cio__timer_arm(cio_loop *l, cio__timer *t, int64_t when);
+void cio__timer_disarm(cio_loop *l, cio__timer *t);
+
+/* Private glue for tests (tests/). */
+int cio__loop_check(void);
+
+#endif

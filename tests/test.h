@@ -1,0 +1,87 @@
+/* A small test runner: each TEST body runs as the main task of a fresh
+ * loop, in a forked child under a timeout; the runner fails the test if
+ * the body returns non-zero, cio_run fails, or cio leaks an allocation.
+ * TEST uses the virtual clock (timeouts take no wall time); TEST_REALTIME
+ * uses the monotonic clock. `./test_x name` runs the tests whose name
+ * contains `name`. */
+#ifndef CIO_TEST_H
+#define CIO_TEST_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cio.h"
+
+typedef int (*cio_test_fn)(void);
+void cio_test_register(const char *name, cio_test_fn fn, int clock,
+                       size_t stack);
+
+#define CIO_TEST_DEFINE(name, clock, stack)                        \
+    static int test_##name(void);                                  \
+    __attribute__((constructor)) static void register_##name(void) \
+    {                                                              \
+        cio_test_register(#name, test_##name, clock, stack);       \
+    }                                                              \
+    static int test_##name(void)
+
+#define TEST(name) CIO_TEST_DEFINE(name, CIO_CLOCK_VIRTUAL, 0)
+#define TEST_REALTIME(name) CIO_TEST_DEFINE(name, CIO_CLOCK_MONOTONIC, 0)
+
+#define TEST_FAIL_(...)                                       \
+    do {                                                      \
+        fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);     \
+        fprintf(stderr, __VA_ARGS__);                         \
+        fprintf(stderr, "\n");                                \
+        return -1;                                            \
+    } while (0)
+
+/* ASSERT_EQ(expected, actual): integers; prints both (and error names
+ * when they are negative). */
+#define ASSERT_EQ(expected, actual)                                         \
+    do {                                                                    \
+        long long e_ = (long long)(expected), a_ = (long long)(actual);     \
+        if (e_ != a_)                                                       \
+            TEST_FAIL_("ASSERT_EQ(%s, %s): expected %lld (%s), got %lld (%s)", \
+                       #expected, #actual, e_,                              \
+                       e_ < 0 ? cio_err_name((int)e_) : "", a_,              \
+                       a_ < 0 ? cio_err_name((int)a_) : "");                 \
+    } while (0)
+#define ASSERT_NE(a, b)                                                     \
+    do {                                                                    \
+        long long a_ = (long long)(a), b_ = (long long)(b);                 \
+        if (a_ == b_)                                                       \
+            TEST_FAIL_("ASSERT_NE(%s, %s): both %lld", #a, #b, a_);         \
+    } while (0)
+#define ASSERT_TRUE(c)                                                      \
+    do {                                                                    \
+        if (!(c))                                                           \
+            TEST_FAIL_("ASSERT_TRUE(%s) failed", #c);                       \
+    } while (0)
+#define ASSERT_OK(x)                                                        \
+    do {                                                                    \
+        long long r_ = (long long)(x);                                      \
+        if (r_ < 0)                                                         \
+            TEST_FAIL_("ASSERT_OK(%s): %s (%lld)", #x,                      \
+                       cio_err_name((int)r_), r_);                          \
+    } while (0)
+#define ASSERT_STR_EQ(expected, actual)                                     \
+    do {                                                                    \
+        const char *e_ = (expected), *a_ = (actual);                        \
+        if (e_ == NULL || a_ == NULL || strcmp(e_, a_) != 0)                \
+            TEST_FAIL_("ASSERT_STR_EQ(%s, %s): expected \"%s\", got \"%s\"", \
+                       #expected, #actual, e_ ? e_ : "(null)",              \
+                       a_ ? a_ : "(null)");                                 \
+    } while (0)
+/* Virtual time since the test started, for timing assertions. */
+#define ASSERT_TIME(expected_ns)                                            \
+    ASSERT_EQ((int64_t)(expected_ns), cio_now() - cio_test_t0)
+
+extern int64_t cio_test_t0;
+
+/* Reports (cio__report lines) captured during the running test. */
+const char *cio_test_reports(void);
+void cio_test_reports_clear(void);
+
+#endif

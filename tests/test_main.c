@@ -1,0 +1,126 @@
+/* The runner behind tests/test.h. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+long cio__alloc_live(void);
+
+#define MAX_TESTS 512
+
+typedef struct test_case {
+    const char *name;
+    cio_test_fn fn;
+    int clock;
+    size_t stack;
+} test_case;
+
+static test_case tests[MAX_TESTS];
+static int ntests;
+int64_t cio_test_t0;
+static char reports[16384];
+static size_t reports_len;
+
+void cio_test_register(const char *name, cio_test_fn fn, int clock,
+                       size_t stack)
+{
+    if (ntests == MAX_TESTS) {
+        fprintf(stderr, "too many tests\n");
+        exit(2);
+    }
+    tests[ntests++] = (test_case){name, fn, clock, stack};
+}
+
+static void capture(const char *line, void *arg)
+{
+    (void)arg;
+    size_t n = strlen(line);
+    if (reports_len + n + 2 < sizeof reports) {
+        memcpy(reports + reports_len, line, n);
+        reports_len += n;
+        reports[reports_len++] = '\n';
+        reports[reports_len] = '\0';
+    }
+    if (getenv("CIO_TEST_VERBOSE"))
+        fprintf(stderr, "    report: %s\n", line);
+}
+
+const char *cio_test_reports(void)
+{
+    return reports;
+}
+
+void cio_test_reports_clear(void)
+{
+    reports_len = 0;
+    reports[0] = '\0';
+}
+
+static int body(void *arg)
+{
+    const test_case *tc = arg;
+    cio_test_t0 = cio_now();
+    return tc->fn();
+}
+
+static int run_one(const test_case *tc)
+{
+    cio_set_reporter(capture, NULL);
+    cio_config cfg;
+    cio_config_init(&cfg);
+    cfg.clock = tc->clock;
+    if (tc->stack)
+        cfg.stack_size = tc->stack;
+    long before = cio__alloc_live();
+    int rc = cio_run_config(&cfg, body, (void *)tc);
+    long leaked = cio__alloc_live() - before;
+    if (rc != 0) {
+        fprintf(stderr, "  %s returned %d (%s)\n", tc->name, rc,
+                cio_err_name(rc));
+        return 1;
+    }
+    if (leaked != 0) {
+        fprintf(stderr, "  %s leaked %ld cio allocation(s)\n", tc->name,
+                leaked);
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *filter = argc > 1 ? argv[1] : getenv("CIO_TEST_FILTER");
+    bool fork_each = getenv("CIO_TEST_NOFORK") == NULL;
+    unsigned timeout = getenv("CIO_TEST_TIMEOUT")
+                           ? (unsigned)atoi(getenv("CIO_TEST_TIMEOUT"))
+                           : 60;
+    int failed = 0, ran = 0;
+    for (int i = 0; i < ntests; i++) {
+        const test_case *tc = &tests[i];
+        if (filter && !strstr(tc->name, filter))
+            continue;
+        ran++;
+        int status = 0;
+        if (fork_each) {
+            fflush(NULL);
+            pid_t pid = fork();
+            if (pid == 0) {
+                alarm(timeout);
+                exit(run_one(tc));
+            }
+            waitpid(pid, &status, 0);
+        } else {
+            status = run_one(tc) << 8;
+        }
+        bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (!ok && WIFSIGNALED(status))
+            fprintf(stderr, "  %s killed by signal %d%s\n", tc->name,
+                    WTERMSIG(status),
+                    WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
+        printf("%s %s\n", ok ? "ok  " : "FAIL", tc->name);
+        failed += !ok;
+    }
+    printf("%d/%d passed\n", ran - failed, ran);
+    return failed ? 1 : (ran ? 0 : 1);
+}
