@@ -78,6 +78,8 @@ bool cio__stack_canary_ok(const cio__stack *s);
 size_t cio__stack_pooled(const cio__stack_pool *p);
 uint64_t cio__stack_mapped(const cio__stack_pool *p);
 size_t cio__page_size(void);
+/* Tests: give new stacks canaries instead of guard pages. */
+void cio__stack_force_canary(void);
 
 /* ---- timers (timer.c): a binary min-heap ordered by (when, seq) ----------- */
 typedef struct cio__timer cio__timer;

@@ -126,6 +126,13 @@ static bool guard(void *page, long *mprotected)
     return false;
 }
 
+void cio__stack_force_canary(void)
+{
+    probe_guard_mode();
+    atomic_store(&guard_mode, GUARD_MPROTECT);
+    atomic_store(&mprotect_budget, 0);
+}
+
 int cio__stack_pool_init(cio__stack_pool **out)
 {
     cio__stack_pool *p = cio__calloc(1, sizeof *p);

@@ -1,0 +1,165 @@
+/* Stacks: many tasks, per-task sizes, pooling, overflow detection. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "test.h"
+
+static int nap(void *arg)
+{
+    (void)arg;
+    return cio_sleep(CIO_SEC);
+}
+
+/* 100,000 tasks alive at once on a default kernel: more than the
+ * ~32k that one mprotect'd guard page per stack would allow. */
+static int many_tasks(size_t n, size_t stack)
+{
+    cio_group *g;
+    ASSERT_OK(cio_group_new(&g, 0));
+    cio_spawn_opts o = {.stack_size = stack};
+    for (size_t i = 0; i < n; i++)
+        ASSERT_OK(cio_group_spawn_ex(g, NULL, nap, NULL, &o));
+    cio_stats st;
+    ASSERT_OK(cio_stats_get(&st));
+    ASSERT_EQ(n + 1, st.tasks_alive);
+    ASSERT_OK(cio_group_join(g));
+    cio_group_free(g);
+    ASSERT_TIME(CIO_SEC);
+    return 0;
+}
+
+TEST(stack_100k_tasks_default_size)
+{
+    return many_tasks(100000, 0);
+}
+
+TEST(stack_1m_tasks_small_stacks)
+{
+    return many_tasks(1000000, CIO_STACK_MIN);
+}
+
+TEST(stack_pool_reuses_stacks)
+{
+    cio_task *t;
+    for (int i = 0; i < 1000; i++) {
+        ASSERT_OK(cio_spawn(&t, nap, NULL));
+        ASSERT_OK(cio_task_join(t));
+        cio_task_free(t);
+    }
+    cio_stats st;
+    ASSERT_OK(cio_stats_get(&st));
+    /* One slab serves the main task and every sequential child. */
+    ASSERT_TRUE(st.stacks_mapped <= 64);
+    ASSERT_TRUE(st.stacks_pooled > 0);
+    return 0;
+}
+
+static int deep(int depth)
+{
+    volatile char buf[256];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (char)depth;
+    if (depth > 0)
+        return deep(depth - 1) + buf[0];
+    return cio_yield();
+}
+
+static int use_stack(void *arg)
+{
+    int depth = *(int *)arg;
+    int rc = deep(depth);
+    return rc < 0 ? rc : 0;
+}
+
+TEST(stack_size_per_task)
+{
+    /* ~300 bytes a frame: 400 frames need ~120 KiB. */
+    int depth = 400;
+    cio_task *t;
+    cio_spawn_opts big = {.name = "big", .stack_size = 256 * 1024};
+    ASSERT_OK(cio_spawn_ex(&t, use_stack, &depth, &big));
+    ASSERT_OK(cio_task_join(t));
+    cio_task_free(t);
+    cio_spawn_opts tiny = {.stack_size = 1024};
+    ASSERT_EQ(-EINVAL, cio_spawn_ex(&t, use_stack, &depth, &tiny));
+    return 0;
+}
+
+static int overflow(void *arg)
+{
+    (void)arg;
+    int depth = 1 << 20;
+    return use_stack(&depth);
+}
+
+static int overflow_main(void *arg)
+{
+    (void)arg;
+    cio_task *t;
+    cio_spawn_opts o = {.name = "deep-recursion", .stack_size = 16384};
+    int rc = cio_spawn_ex(&t, overflow, NULL, &o);
+    if (rc == 0)
+        cio_task_join(t);
+    return 0;
+}
+
+/* Runs `fn` in a child process and returns its wait status. */
+static int in_child(int (*fn)(void *), bool canary)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (canary)
+            cio__stack_force_canary();
+        cio__loop = NULL; /* the parent's loop is not ours */
+        alarm(20);
+        _exit(cio_run(fn, NULL) == 0 ? 0 : 3);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+static bool died_of_overflow(int status)
+{
+    if (WIFSIGNALED(status))
+        return WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS ||
+               WTERMSIG(status) == SIGABRT;
+    /* Sanitizer runtimes catch the fault themselves and exit non-zero. */
+    return WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
+           WEXITSTATUS(status) != 3;
+}
+
+TEST_REALTIME(stack_overflow_hits_guard_page)
+{
+    ASSERT_TRUE(died_of_overflow(in_child(overflow_main, false)));
+    return 0;
+}
+
+/* Overflow by a little, then suspend: the canary check at the switch
+ * catches it and aborts with a report. */
+static int small_overflow(void *arg)
+{
+    (void)arg;
+    int depth = (16384 + 2048) / 256;
+    return use_stack(&depth);
+}
+
+static int small_overflow_main(void *arg)
+{
+    (void)arg;
+    cio_task *t;
+    cio_spawn_opts o = {.name = "tiny", .stack_size = 16384};
+    int rc = cio_spawn_ex(&t, small_overflow, NULL, &o);
+    if (rc == 0)
+        cio_task_join(t);
+    return 0;
+}
+
+TEST_REALTIME(stack_overflow_detected_by_canary)
+{
+    int status = in_child(small_overflow_main, true);
+    ASSERT_TRUE(died_of_overflow(status));
+    return 0;
+}
