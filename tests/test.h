@@ -16,18 +16,23 @@
 
 typedef int (*cio_test_fn)(void);
 void cio_test_register(const char *name, cio_test_fn fn, int clock,
-                       size_t stack);
+                       unsigned flags);
 
-#define CIO_TEST_DEFINE(name, clock, stack)                        \
+#define CIO_TEST_HEAVY 1u /* skipped when CIO_TEST_LIGHT is set (valgrind) */
+
+#define CIO_TEST_DEFINE(name, clock, flags)                        \
     static int test_##name(void);                                  \
     __attribute__((constructor)) static void register_##name(void) \
     {                                                              \
-        cio_test_register(#name, test_##name, clock, stack);       \
+        cio_test_register(#name, test_##name, clock, flags);       \
     }                                                              \
     static int test_##name(void)
 
 #define TEST(name) CIO_TEST_DEFINE(name, CIO_CLOCK_VIRTUAL, 0)
 #define TEST_REALTIME(name) CIO_TEST_DEFINE(name, CIO_CLOCK_MONOTONIC, 0)
+/* Big workloads (a million tasks) that valgrind would take minutes on. */
+#define TEST_HEAVY(name) \
+    CIO_TEST_DEFINE(name, CIO_CLOCK_VIRTUAL, CIO_TEST_HEAVY)
 
 #define TEST_FAIL_(...)                                       \
     do {                                                      \

@@ -13,7 +13,7 @@ typedef struct test_case {
     const char *name;
     cio_test_fn fn;
     int clock;
-    size_t stack;
+    unsigned flags;
 } test_case;
 
 static test_case tests[MAX_TESTS];
@@ -23,13 +23,13 @@ static char reports[16384];
 static size_t reports_len;
 
 void cio_test_register(const char *name, cio_test_fn fn, int clock,
-                       size_t stack)
+                       unsigned flags)
 {
     if (ntests == MAX_TESTS) {
         fprintf(stderr, "too many tests\n");
         exit(2);
     }
-    tests[ntests++] = (test_case){name, fn, clock, stack};
+    tests[ntests++] = (test_case){name, fn, clock, flags};
 }
 
 static void capture(const char *line, void *arg)
@@ -70,8 +70,6 @@ static int run_one(const test_case *tc)
     cio_config cfg;
     cio_config_init(&cfg);
     cfg.clock = tc->clock;
-    if (tc->stack)
-        cfg.stack_size = tc->stack;
     long before = cio__alloc_live();
     int rc = cio_run_config(&cfg, body, (void *)tc);
     long leaked = cio__alloc_live() - before;
@@ -100,6 +98,10 @@ int main(int argc, char **argv)
         const test_case *tc = &tests[i];
         if (filter && !strstr(tc->name, filter))
             continue;
+        if ((tc->flags & CIO_TEST_HEAVY) && getenv("CIO_TEST_LIGHT")) {
+            printf("skip %s (heavy)\n", tc->name);
+            continue;
+        }
         ran++;
         int status = 0;
         if (fork_each) {

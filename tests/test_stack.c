@@ -30,12 +30,12 @@ static int many_tasks(size_t n, size_t stack)
     return 0;
 }
 
-TEST(stack_100k_tasks_default_size)
+TEST_HEAVY(stack_100k_tasks_default_size)
 {
     return many_tasks(100000, 0);
 }
 
-TEST(stack_1m_tasks_small_stacks)
+TEST_HEAVY(stack_1m_tasks_small_stacks)
 {
     return many_tasks(1000000, CIO_STACK_MIN);
 }
