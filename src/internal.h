@@ -212,8 +212,7 @@ struct cio_task {
     void (*unlink)(cio_task *t);
     cio__waitq *wait_q;
     cio__waiter *wait_node;
-    int wait_fd;
-    unsigned wait_events;
+    struct cio__fdw *fdw; /* the fd watch of a task waiting on an fd */
     char *errmsg;
     uint64_t id;
     void *spawn_site;
@@ -290,21 +289,48 @@ void cio__mutex_break_all(cio_task *t);
 
 /* ---- backend ----------------------------------------------------------------- */
 typedef struct cio__backend cio__backend;
+
+/* A one-shot watch of an fd for readiness. `ready` runs in the loop when
+ * the fd is ready (events: CIO_READABLE/CIO_WRITABLE), or with
+ * CIO__EV_CLOSED when cio_close() closes the fd under it. */
+#define CIO__EV_CLOSED 0x100u
+typedef struct cio__fdw {
+    void (*ready)(struct cio__fdw *w, unsigned events);
+    int fd;
+    unsigned events;
+    void *data;
+} cio__fdw;
+
 typedef struct cio__backend_ops {
     const char *name;
     int (*init)(cio_loop *l, cio__backend **out);
     void (*fini)(cio__backend *b);
     /* Wait up to `timeout` ns (0: do not block; -1: no limit) for events and
-     * wake the tasks they concern. Returns the number of wakeups or -errno. */
+     * run the watches they concern. Returns the number of events or
+     * -errno. */
     int (*poll)(cio__backend *b, int64_t timeout);
-    /* Start waiting for `events` on `fd` for task `t` (which then parks). */
-    int (*fd_wait)(cio__backend *b, cio_task *t, int fd, unsigned events);
-    /* Stop the fd wait of `t` (interrupted before the fd was ready). */
-    void (*fd_cancel)(cio__backend *b, cio_task *t);
-    /* Number of fd waits in progress. */
+    /* Start a one-shot watch. -EBUSY if another watch holds one of the
+     * directions on that fd; -errno from the kernel. */
+    int (*watch)(cio__backend *b, cio__fdw *w);
+    /* Stop a watch that has not fired. */
+    void (*unwatch)(cio__backend *b, cio__fdw *w);
+    /* `fd` is about to be closed: fire its watches with CIO__EV_CLOSED and
+     * forget it. */
+    void (*closing)(cio__backend *b, int fd);
+    /* Number of watches in progress. */
     size_t (*waiting)(const cio__backend *b);
 } cio__backend_ops;
 extern const cio__backend_ops cio__backend_epoll;
+
+/* Park the running task until `fd` is ready for `events`: returns the
+ * ready events, -EBADF if the fd was closed under it, -ECANCELED,
+ * -ETIMEDOUT at `deadline`. No checkpoint. */
+int cio__fd_wait(cio_task *t, int fd, unsigned events, int64_t deadline);
+/* A non-blocking attempt: a result, or -EAGAIN to wait and retry. */
+typedef ssize_t (*cio__try_fn)(int fd, void *ctx);
+/* Checkpoint, then run `fn` until it does not say -EAGAIN, waiting for
+ * `dir` readiness of `fd` in between (epoll style: try first). */
+ssize_t cio__io(int fd, unsigned dir, cio__try_fn fn, void *ctx);
 
 /* ---- loop ----------------------------------------------------------------------- */
 struct cio_loop {

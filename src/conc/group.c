@@ -105,6 +105,10 @@ static void cancel_group(cio_group *g)
     cio_loop *l = g->opener->loop;
     cio__loop_update_now(l);
     g->scope.cio__cancelled_at = l->now;
+    /* Groups the opener opened later sit inside this one (the list is
+     * innermost first): their children are cancelled too. */
+    for (cio_group *in = g->opener->groups; in && in != g; in = in->next_open)
+        cio__group_refresh(in);
     cio__group_refresh(g);
     cio__task_refresh(g->opener);
 }

@@ -1,9 +1,9 @@
-/* The epoll backend. fd waits use EPOLLONESHOT registrations, re-armed
+/* The epoll backend. Watches use EPOLLONESHOT registrations, re-armed
  * with EPOLL_CTL_MOD: one syscall per wait, and a registration that fires
- * while nobody waits disarms itself. A registration is left in place
- * (disarmed) after a wait and removed by the kernel when the file closes;
- * a new file on the same fd number is detected by MOD failing (ENOENT) and
- * added afresh. */
+ * while nobody watches disarms itself. A registration is left in place
+ * (disarmed) after a watch fires; the kernel drops it when the file
+ * closes, and a new file on the same fd number is detected by MOD failing
+ * with ENOENT and added afresh. */
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -12,7 +12,7 @@
 #define MAX_EVENTS 256
 
 typedef struct fdrec {
-    cio_task *reader, *writer;
+    cio__fdw *reader, *writer;
     bool added;
 } fdrec;
 
@@ -64,7 +64,7 @@ static int ensure_fd(cio__backend *b, int fd)
     return 0;
 }
 
-/* Register the interest of the tasks now waiting on `fd`. */
+/* Register the interest of the watches now on `fd`. */
 static int arm(cio__backend *b, int fd)
 {
     fdrec *r = &b->fds[fd];
@@ -76,94 +76,106 @@ static int arm(cio__backend *b, int fd)
     int op = r->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     int rc = epoll_ctl(b->epfd, op, fd, &ev);
     if (rc == -1 && op == EPOLL_CTL_MOD && errno == ENOENT)
-        rc = epoll_ctl(b->epfd, op = EPOLL_CTL_ADD, fd, &ev);
+        rc = epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev);
     else if (rc == -1 && op == EPOLL_CTL_ADD && errno == EEXIST)
-        rc = epoll_ctl(b->epfd, op = EPOLL_CTL_MOD, fd, &ev);
+        rc = epoll_ctl(b->epfd, EPOLL_CTL_MOD, fd, &ev);
     if (rc == -1)
         return -errno;
     r->added = true;
     return 0;
 }
 
-static int ep_fd_wait(cio__backend *b, cio_task *t, int fd, unsigned events)
+static int ep_watch(cio__backend *b, cio__fdw *w)
 {
-    int rc = ensure_fd(b, fd);
+    int rc = ensure_fd(b, w->fd);
     if (rc < 0)
         return rc;
-    fdrec *r = &b->fds[fd];
-    if (((events & CIO_READABLE) && r->reader) ||
-        ((events & CIO_WRITABLE) && r->writer))
+    fdrec *r = &b->fds[w->fd];
+    if (((w->events & CIO_READABLE) && r->reader) ||
+        ((w->events & CIO_WRITABLE) && r->writer))
         return -EBUSY;
-    if (events & CIO_READABLE)
-        r->reader = t;
-    if (events & CIO_WRITABLE)
-        r->writer = t;
-    rc = arm(b, fd);
+    if (w->events & CIO_READABLE)
+        r->reader = w;
+    if (w->events & CIO_WRITABLE)
+        r->writer = w;
+    rc = arm(b, w->fd);
     if (rc < 0) {
-        if (r->reader == t)
+        if (r->reader == w)
             r->reader = NULL;
-        if (r->writer == t)
+        if (r->writer == w)
             r->writer = NULL;
         return rc;
     }
-    t->wait_fd = fd;
-    t->wait_events = events;
     b->waiting++;
     return 0;
 }
 
-static void ep_fd_cancel(cio__backend *b, cio_task *t)
+/* Take `w` off its fd; re-arm for what is left. */
+static void detach(cio__backend *b, cio__fdw *w, bool rearm)
 {
-    fdrec *r = &b->fds[t->wait_fd];
-    if (r->reader == t)
+    fdrec *r = &b->fds[w->fd];
+    if (r->reader == w)
         r->reader = NULL;
-    if (r->writer == t)
+    if (r->writer == w)
         r->writer = NULL;
     b->waiting--;
+    if (!rearm)
+        return;
     if (r->reader || r->writer) {
-        arm(b, t->wait_fd);
+        arm(b, w->fd);
     } else if (r->added) {
-        epoll_ctl(b->epfd, EPOLL_CTL_DEL, t->wait_fd, NULL);
+        epoll_ctl(b->epfd, EPOLL_CTL_DEL, w->fd, NULL);
         r->added = false;
     }
 }
 
+static void ep_unwatch(cio__backend *b, cio__fdw *w)
+{
+    detach(b, w, true);
+}
+
+static void ep_closing(cio__backend *b, int fd)
+{
+    if (fd < 0 || (size_t)fd >= b->nfds)
+        return;
+    fdrec *r = &b->fds[fd];
+    cio__fdw *rd = r->reader, *wr = r->writer;
+    if (rd)
+        detach(b, rd, false);
+    if (wr && wr != rd)
+        detach(b, wr, false);
+    if (r->added)
+        epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, NULL);
+    r->added = false;
+    if (rd)
+        rd->ready(rd, CIO__EV_CLOSED);
+    if (wr && wr != rd)
+        wr->ready(wr, CIO__EV_CLOSED);
+}
+
 static void dispatch(cio__backend *b, int fd, uint32_t ev)
 {
+    if ((size_t)fd >= b->nfds)
+        return;
     fdrec *r = &b->fds[fd];
     unsigned ready = 0;
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
         ready |= CIO_READABLE;
     if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
         ready |= CIO_WRITABLE;
-    cio_task *rd = (ready & CIO_READABLE) ? r->reader : NULL;
-    cio_task *wr = (ready & CIO_WRITABLE) ? r->writer : NULL;
+    cio__fdw *rd = (ready & CIO_READABLE) ? r->reader : NULL;
+    cio__fdw *wr = (ready & CIO_WRITABLE) ? r->writer : NULL;
     if (rd)
-        r->reader = NULL;
-    if (wr)
-        r->writer = NULL;
-    if (rd && rd == wr) {
-        /* One task waiting for both: it may also have asked only one. */
-        if (r->reader == NULL && r->writer == NULL) {
-            b->waiting--;
-            cio__wake(rd, (int)(ready & rd->wait_events));
-        }
-    } else {
-        if (rd) {
-            if (r->writer == rd)
-                r->writer = NULL;
-            b->waiting--;
-            cio__wake(rd, (int)(ready & rd->wait_events));
-        }
-        if (wr) {
-            if (r->reader == wr)
-                r->reader = NULL;
-            b->waiting--;
-            cio__wake(wr, (int)(ready & wr->wait_events));
-        }
-    }
+        detach(b, rd, false);
+    if (wr && wr != rd)
+        detach(b, wr, false);
+    /* The one-shot registration is spent: re-arm for watches left. */
     if (r->reader || r->writer)
         arm(b, fd);
+    if (rd)
+        rd->ready(rd, ready & rd->events);
+    if (wr && wr != rd)
+        wr->ready(wr, ready & wr->events);
 }
 
 static int ep_poll(cio__backend *b, int64_t timeout)
@@ -196,7 +208,8 @@ const cio__backend_ops cio__backend_epoll = {
     .init = ep_init,
     .fini = ep_fini,
     .poll = ep_poll,
-    .fd_wait = ep_fd_wait,
-    .fd_cancel = ep_fd_cancel,
+    .watch = ep_watch,
+    .unwatch = ep_unwatch,
+    .closing = ep_closing,
     .waiting = ep_waiting,
 };

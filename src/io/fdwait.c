@@ -1,9 +1,35 @@
-/* Waiting on any fd, for libraries that do their own I/O. */
+/* Waiting on any fd: the primitive under sockets and streams, and the
+ * hook for libraries that do their own I/O. */
 #include "internal.h"
+
+static void task_ready(cio__fdw *w, unsigned events)
+{
+    cio_task *t = w->data;
+    t->fdw = NULL;
+    cio__wake(t, events & CIO__EV_CLOSED ? -EBADF : (int)events);
+}
 
 static void fd_unlink(cio_task *t)
 {
-    t->loop->bops->fd_cancel(t->loop->backend, t);
+    if (t->fdw) {
+        t->loop->bops->unwatch(t->loop->backend, t->fdw);
+        t->fdw = NULL;
+    }
+}
+
+int cio__fd_wait(cio_task *t, int fd, unsigned events, int64_t deadline)
+{
+    cio_loop *l = t->loop;
+    cio__fdw w = {.ready = task_ready, .fd = fd, .events = events,
+                  .data = t};
+    int rc = l->bops->watch(l->backend, &w);
+    if (rc < 0)
+        return rc;
+    l->stats.io_waits++;
+    t->fdw = &w;
+    t->unlink = fd_unlink;
+    t->wait_q = NULL;
+    return cio__park(t, CIO__W_FD, (const void *)(intptr_t)fd, deadline, 0);
 }
 
 int cio_fd_wait(int fd, unsigned events, int64_t deadline)
@@ -15,15 +41,24 @@ int cio_fd_wait(int fd, unsigned events, int64_t deadline)
     int rc = cio__checkpoint(t);
     if (rc < 0)
         return rc;
-    cio_loop *l = t->loop;
-    cio__loop_update_now(l);
-    if (deadline <= l->now)
+    cio__loop_update_now(t->loop);
+    if (deadline <= t->loop->now)
         return -ETIMEDOUT;
-    rc = l->bops->fd_wait(l->backend, t, fd, events);
+    return cio__fd_wait(t, fd, events, deadline);
+}
+
+ssize_t cio__io(int fd, unsigned dir, cio__try_fn fn, void *ctx)
+{
+    CIO__SELF_OR_RETURN(t);
+    ssize_t rc = cio__checkpoint(t);
     if (rc < 0)
         return rc;
-    l->stats.io_waits++;
-    t->unlink = fd_unlink;
-    t->wait_q = NULL;
-    return cio__park(t, CIO__W_FD, (const void *)(intptr_t)fd, deadline, 0);
+    for (;;) {
+        rc = fn(fd, ctx);
+        if (rc != -EAGAIN)
+            return rc;
+        rc = cio__fd_wait(t, fd, dir, CIO_NEVER);
+        if (rc < 0)
+            return rc;
+    }
 }

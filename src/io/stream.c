@@ -1,0 +1,545 @@
+/* Streams: buffered reading (readline, readuntil, readexactly) and
+ * buffered writing with drain as backpressure, over a connected fd.
+ *
+ * Writing never suspends: write() sends what the socket takes at once and
+ * queues the rest, and a one-shot writable watch keeps sending the queue
+ * from the loop, so data flows even if nobody drains. drain() and flush()
+ * only wait on that progress.
+ *
+ * A stream may be closed while another task is suspended in one of its
+ * calls: the fd is closed (waking that task with -EBADF) and the memory is
+ * freed when the last call in progress returns. */
+#include <limits.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DEFAULT_LIMIT ((size_t)64 * 1024)
+#define DEFAULT_HIGH ((size_t)64 * 1024)
+#define DEFAULT_LOW ((size_t)16 * 1024)
+#define INITIAL_RBUF ((size_t)16 * 1024)
+#define DIRECT_READ ((size_t)16 * 1024)
+
+struct cio_stream {
+    int fd;
+    size_t limit, high, low;
+    int users;   /* calls in progress */
+    bool closed; /* freed when users drops to 0 */
+    /* Reading: data is rbuf[rpos, rpos + rlen). */
+    char *rbuf;
+    size_t rcap, rpos, rlen;
+    bool eof;
+    int rerr;
+    /* Writing: queued data is wbuf[wpos, wpos + wlen). */
+    char *wbuf;
+    size_t wcap, wpos, wlen;
+    int werr;
+    bool wshut;
+    bool watching;
+    cio__fdw wwatch;
+    cio__waitq drainers;
+};
+
+static void stream_free(cio_stream *s)
+{
+    cio__free(s->rbuf);
+    cio__free(s->wbuf);
+    cio__free(s);
+}
+
+/* Enter / leave a call that may suspend. */
+static bool enter(cio_stream *s)
+{
+    if (s->closed)
+        return false;
+    s->users++;
+    return true;
+}
+
+static ssize_t leave(cio_stream *s, ssize_t rc)
+{
+    if (--s->users == 0 && s->closed) {
+        stream_free(s);
+        return rc < 0 ? rc : -EBADF;
+    }
+    return rc;
+}
+
+int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
+{
+    if (out == NULL || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -EINVAL;
+    }
+    cio_stream *s = cio__calloc(1, sizeof *s);
+    if (s == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    s->fd = fd;
+    s->limit = o && o->limit ? o->limit : DEFAULT_LIMIT;
+    s->high = o && o->high_water ? o->high_water : DEFAULT_HIGH;
+    s->low = o && o->low_water ? o->low_water : DEFAULT_LOW;
+    if (s->low > s->high)
+        s->low = s->high;
+    *out = s;
+    return 0;
+}
+
+int cio_open_connection(cio_stream **out, const char *host, int port,
+                        const cio_stream_opts *opts)
+{
+    if (out == NULL)
+        return -EINVAL;
+    cio_addr a;
+    int rc = cio_addr_ip(&a, host, port);
+    if (rc < 0)
+        return rc;
+    int fd;
+    rc = cio_connect_addr(&fd, &a);
+    if (rc < 0)
+        return rc;
+    return cio_stream_open(out, fd, opts);
+}
+
+int cio_stream_fd(const cio_stream *s)
+{
+    return s ? s->fd : -EINVAL;
+}
+
+size_t cio_stream_buffered(const cio_stream *s)
+{
+    return s ? s->rlen : 0;
+}
+
+size_t cio_stream_write_pending(const cio_stream *s)
+{
+    return s ? s->wlen : 0;
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+static void consume(cio_stream *s, size_t n)
+{
+    s->rpos += n;
+    s->rlen -= n;
+    if (s->rlen == 0)
+        s->rpos = 0;
+}
+
+/* Make room for at least `need` buffered bytes and one more recv. */
+static int reserve_read(cio_stream *s, size_t need)
+{
+    if (need < INITIAL_RBUF)
+        need = INITIAL_RBUF;
+    if (s->rpos > 0 && s->rpos + s->rlen == s->rcap) {
+        memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
+        s->rpos = 0;
+    }
+    if (s->rcap >= need && s->rpos + s->rlen < s->rcap)
+        return 0;
+    size_t cap = s->rcap ? s->rcap : INITIAL_RBUF;
+    while (cap < need || cap <= s->rlen)
+        cap *= 2;
+    char *b = cio__malloc(cap);
+    if (b == NULL)
+        return -ENOMEM;
+    if (s->rlen)
+        memcpy(b, s->rbuf + s->rpos, s->rlen);
+    cio__free(s->rbuf);
+    s->rbuf = b;
+    s->rcap = cap;
+    s->rpos = 0;
+    return 0;
+}
+
+/* One recv into the buffer. Returns > 0, 0 at end of stream, or < 0. */
+static ssize_t fill(cio_stream *s, size_t need)
+{
+    if (s->eof)
+        return 0;
+    if (s->rerr)
+        return s->rerr;
+    int rc = reserve_read(s, need);
+    if (rc < 0)
+        return rc;
+    size_t end = s->rpos + s->rlen;
+    ssize_t n = cio_recv(s->fd, s->rbuf + end, s->rcap - end, 0);
+    if (s->closed)
+        return -EBADF;
+    if (n > 0)
+        s->rlen += (size_t)n;
+    else if (n == 0)
+        s->eof = true;
+    else if (n != -ECANCELED)
+        s->rerr = (int)n;
+    return n;
+}
+
+static ssize_t do_read(cio_stream *s, void *buf, size_t n)
+{
+    if (s->rlen == 0) {
+        if (n >= DIRECT_READ && !s->eof && !s->rerr) {
+            ssize_t r = cio_recv(s->fd, buf, n, 0);
+            if (s->closed)
+                return -EBADF;
+            if (r == 0)
+                s->eof = true;
+            else if (r < 0 && r != -ECANCELED)
+                s->rerr = (int)r;
+            return r;
+        }
+        ssize_t r = fill(s, 0);
+        if (r <= 0)
+            return r;
+    } else {
+        /* A checkpoint even when data is already there. */
+        int rc = cio_checkpoint();
+        if (rc < 0)
+            return rc;
+    }
+    size_t k = n < s->rlen ? n : s->rlen;
+    memcpy(buf, s->rbuf + s->rpos, k);
+    consume(s, k);
+    return (ssize_t)k;
+}
+
+ssize_t cio_stream_read(cio_stream *s, void *buf, size_t n)
+{
+    if (s == NULL || (buf == NULL && n > 0))
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    if (!enter(s))
+        return -EBADF;
+    return leave(s, do_read(s, buf, n));
+}
+
+static ssize_t do_readexactly(cio_stream *s, void *buf, size_t n,
+                              size_t *partial)
+{
+    int rc = cio_checkpoint();
+    if (rc < 0)
+        return rc;
+    while (s->rlen < n) {
+        ssize_t r = fill(s, n);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            break;
+    }
+    size_t k = n < s->rlen ? n : s->rlen;
+    memcpy(buf, s->rbuf + s->rpos, k);
+    consume(s, k);
+    if (k == n)
+        return (ssize_t)n;
+    if (partial)
+        *partial = k;
+    return CIO_EINCOMPLETE;
+}
+
+ssize_t cio_stream_readexactly(cio_stream *s, void *buf, size_t n,
+                               size_t *partial)
+{
+    if (s == NULL || (buf == NULL && n > 0) || n > SSIZE_MAX)
+        return -EINVAL;
+    if (partial)
+        *partial = 0;
+    if (!enter(s))
+        return -EBADF;
+    return leave(s, do_readexactly(s, buf, n, partial));
+}
+
+static ssize_t do_readuntil(cio_stream *s, void *buf, size_t size,
+                            const void *delim, size_t dlen, size_t *partial)
+{
+    size_t max = size < s->limit ? size : s->limit;
+    if (dlen > max)
+        return -EMSGSIZE;
+    int rc = cio_checkpoint();
+    if (rc < 0)
+        return rc;
+    size_t scanned = 0;
+    for (;;) {
+        size_t avail = s->rlen < max ? s->rlen : max;
+        size_t from = scanned >= dlen ? scanned - dlen + 1 : 0;
+        if (avail >= dlen && from <= avail - dlen) {
+            const char *hit = memmem(s->rbuf + s->rpos + from, avail - from,
+                                     delim, dlen);
+            if (hit) {
+                size_t len = (size_t)(hit - (s->rbuf + s->rpos)) + dlen;
+                memcpy(buf, s->rbuf + s->rpos, len);
+                consume(s, len);
+                return (ssize_t)len;
+            }
+        }
+        if (s->rlen >= max)
+            return -EMSGSIZE; /* nothing consumed */
+        scanned = s->rlen;
+        ssize_t r = fill(s, max);
+        if (r < 0)
+            return r;
+        if (r == 0) {
+            size_t k = s->rlen;
+            memcpy(buf, s->rbuf + s->rpos, k);
+            consume(s, k);
+            if (partial)
+                *partial = k;
+            return CIO_EINCOMPLETE;
+        }
+    }
+}
+
+ssize_t cio_stream_readuntil(cio_stream *s, void *buf, size_t size,
+                             const void *delim, size_t dlen,
+                             size_t *partial)
+{
+    if (s == NULL || buf == NULL || delim == NULL || dlen == 0 ||
+        size > SSIZE_MAX)
+        return -EINVAL;
+    if (partial)
+        *partial = 0;
+    if (!enter(s))
+        return -EBADF;
+    return leave(s, do_readuntil(s, buf, size, delim, dlen, partial));
+}
+
+ssize_t cio_stream_readline(cio_stream *s, void *buf, size_t size)
+{
+    size_t partial = 0;
+    ssize_t rc = cio_stream_readuntil(s, buf, size, "\n", 1, &partial);
+    return rc == CIO_EINCOMPLETE ? (ssize_t)partial : rc;
+}
+
+static ssize_t do_peek(cio_stream *s, const void **data, size_t want)
+{
+    int rc = cio_checkpoint();
+    if (rc < 0)
+        return rc;
+    while (s->rlen < want) {
+        ssize_t r = fill(s, want);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            break;
+    }
+    *data = s->rbuf ? s->rbuf + s->rpos : "";
+    return (ssize_t)s->rlen;
+}
+
+ssize_t cio_stream_peek(cio_stream *s, const void **data, size_t want)
+{
+    if (s == NULL || data == NULL)
+        return -EINVAL;
+    if (want == 0)
+        want = 1;
+    if (want > s->limit)
+        return -ENOBUFS;
+    if (!enter(s))
+        return -EBADF;
+    return leave(s, do_peek(s, data, want));
+}
+
+int cio_stream_consume(cio_stream *s, size_t n)
+{
+    if (s == NULL || n > s->rlen)
+        return -EINVAL;
+    consume(s, n);
+    return 0;
+}
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static void wake_drainers(cio_stream *s, int result)
+{
+    cio__waiter *w;
+    while ((w = cio__waitq_pop(&s->drainers)))
+        cio__wake(w->task, result);
+}
+
+/* Send queued data until the socket is full. */
+static void send_queued(cio_stream *s)
+{
+    while (s->wlen > 0) {
+        ssize_t n = send(s->fd, s->wbuf + s->wpos, s->wlen,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                s->werr = -errno;
+            break;
+        }
+        s->wpos += (size_t)n;
+        s->wlen -= (size_t)n;
+    }
+    if (s->wlen == 0)
+        s->wpos = 0;
+}
+
+static void watch_writable(cio_stream *s);
+
+static void on_writable(cio__fdw *w, unsigned events)
+{
+    cio_stream *s = w->data;
+    s->watching = false;
+    if (events & CIO__EV_CLOSED)
+        s->werr = -EBADF;
+    else
+        send_queued(s);
+    if (s->werr) {
+        wake_drainers(s, s->werr);
+        return;
+    }
+    if (s->wlen > 0)
+        watch_writable(s);
+    if (s->wlen <= s->low)
+        wake_drainers(s, 0);
+}
+
+static void watch_writable(cio_stream *s)
+{
+    cio_loop *l = cio__loop;
+    if (s->watching || l == NULL)
+        return;
+    s->wwatch = (cio__fdw){.ready = on_writable, .fd = s->fd,
+                           .events = CIO_WRITABLE, .data = s};
+    int rc = l->bops->watch(l->backend, &s->wwatch);
+    if (rc < 0)
+        s->werr = rc;
+    else
+        s->watching = true;
+}
+
+static int queue_bytes(cio_stream *s, const char *p, size_t n)
+{
+    if (s->wpos + s->wlen + n > s->wcap) {
+        if (s->wpos > 0) {
+            memmove(s->wbuf, s->wbuf + s->wpos, s->wlen);
+            s->wpos = 0;
+        }
+        if (s->wlen + n > s->wcap) {
+            size_t cap = s->wcap ? s->wcap : 16 * 1024;
+            while (cap < s->wlen + n)
+                cap *= 2;
+            char *b = cio__realloc(s->wbuf, cap);
+            if (b == NULL)
+                return -ENOMEM;
+            s->wbuf = b;
+            s->wcap = cap;
+        }
+    }
+    memcpy(s->wbuf + s->wpos + s->wlen, p, n);
+    s->wlen += n;
+    return 0;
+}
+
+int cio_stream_write(cio_stream *s, const void *buf, size_t n)
+{
+    if (s == NULL || (buf == NULL && n > 0))
+        return -EINVAL;
+    if (s->closed)
+        return -EBADF;
+    if (s->werr)
+        return s->werr;
+    if (s->wshut)
+        return -EPIPE;
+    const char *p = buf;
+    if (s->wlen == 0) {
+        while (n > 0) {
+            ssize_t k = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    break;
+                return s->werr = -errno;
+            }
+            p += k;
+            n -= (size_t)k;
+        }
+    }
+    if (n == 0)
+        return 0;
+    int rc = queue_bytes(s, p, n);
+    if (rc < 0)
+        return rc;
+    watch_writable(s);
+    return s->werr;
+}
+
+/* Wait until at most `target` bytes are queued. */
+static int wait_queue(cio_stream *s, size_t target)
+{
+    CIO__SELF_OR_RETURN(t);
+    int rc = cio__checkpoint(t);
+    while (rc == 0 && s->wlen > target && !s->werr) {
+        cio__waiter w = {0};
+        rc = cio__park_q(t, &s->drainers, &w, CIO__W_FD, s, CIO_NEVER, 0);
+        if (rc < 0)
+            return rc; /* s may be gone if it was closed */
+    }
+    return rc < 0 ? rc : s->werr;
+}
+
+int cio_stream_drain(cio_stream *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (!enter(s))
+        return -EBADF;
+    int rc = s->wlen > s->high ? wait_queue(s, s->low) : cio_checkpoint();
+    if (rc == 0)
+        rc = s->werr;
+    return (int)leave(s, rc);
+}
+
+int cio_stream_flush(cio_stream *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (!enter(s))
+        return -EBADF;
+    return (int)leave(s, wait_queue(s, 0));
+}
+
+int cio_stream_write_eof(cio_stream *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (s->wshut)
+        return 0;
+    int rc = cio_stream_flush(s);
+    if (rc < 0)
+        return rc;
+    s->wshut = true;
+    if (shutdown(s->fd, SHUT_WR) == -1)
+        return -errno;
+    return 0;
+}
+
+int cio_stream_close(cio_stream *s)
+{
+    if (s == NULL)
+        return 0;
+    if (s->closed)
+        return -EBADF;
+    int rc = 0;
+    if (s->wlen > 0 && !s->werr && cio__self())
+        rc = cio_stream_flush(s);
+    if (s->wlen > 0 && rc == 0)
+        rc = s->werr ? s->werr : -EPIPE;
+    if (s->watching) {
+        cio__loop->bops->unwatch(cio__loop->backend, &s->wwatch);
+        s->watching = false;
+    }
+    s->closed = true;
+    wake_drainers(s, -EBADF);
+    cio_close(s->fd); /* wakes a task suspended in a read with -EBADF */
+    s->fd = -1;
+    if (s->users == 0)
+        stream_free(s);
+    return rc;
+}
