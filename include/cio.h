@@ -6,5 +6,6 @@
 #include "cio/task.h"
 #include "cio/sync.h"
 #include "cio/io.h"
+#include "cio/exec.h"
 
 #endif

@@ -167,6 +167,8 @@ enum cio__wait_kind {
     CIO__W_GEN,
     CIO__W_FD,
     CIO__W_BLOCKED,
+    CIO__W_THREAD,
+    CIO__W_SIGNAL,
 };
 const char *cio__wait_kind_name(int kind);
 
@@ -210,6 +212,9 @@ struct cio_task {
     int wait_kind;
     const void *wait_obj;
     void (*unlink)(cio_task *t);
+    /* Like unlink, but may refuse (false: the wait cannot be interrupted
+     * now; the task stays parked until its waker wakes it). */
+    bool (*unlink_try)(cio_task *t);
     cio__waitq *wait_q;
     cio__waiter *wait_node;
     struct cio__fdw *fdw; /* the fd watch of a task waiting on an fd */
@@ -287,6 +292,10 @@ void cio__group_child_release(cio_group *g, cio_task *t);
 /* mutexes (sync.c) */
 void cio__mutex_break_all(cio_task *t);
 
+/* loop.c: cancel every task; `force` also interrupts shielded and
+ * uninterruptible waits. */
+void cio__cancel_all(cio_loop *l, bool force);
+
 /* ---- backend ----------------------------------------------------------------- */
 typedef struct cio__backend cio__backend;
 
@@ -299,6 +308,8 @@ typedef struct cio__fdw {
     int fd;
     unsigned events;
     void *data;
+    bool internal; /* the loop's own (eventfd, signalfd): not counted as
+                    * work that keeps the loop alive */
 } cio__fdw;
 
 typedef struct cio__backend_ops {
@@ -332,7 +343,28 @@ typedef ssize_t (*cio__try_fn)(int fd, void *ctx);
  * `dir` readiness of `fd` in between (epoll style: try first). */
 ssize_t cio__io(int fd, unsigned dir, cio__try_fn fn, void *ctx);
 
+/* ---- calls from other threads (loop.c) ------------------------------------ */
+typedef struct cio__remote {
+    struct cio__remote *next;
+    void (*run)(struct cio__remote *r);  /* on the loop thread */
+    void (*drop)(struct cio__remote *r); /* the loop closed first */
+} cio__remote;
+/* Queue `r` for `l` and wake it. -ESHUTDOWN if `l` is closing.
+ * Thread-safe. */
+int cio__remote_post(cio_loop *l, cio__remote *r);
+
+/* executor.c */
+typedef struct cio_pool cio_pool;
+void cio__pools_fini(cio_loop *l);
+
+/* signal.c */
+int cio__signals_init(cio_loop *l, bool handle_default);
+void cio__signals_fini(cio_loop *l);
+
 /* ---- loop ----------------------------------------------------------------------- */
+#include <pthread.h>
+#include <signal.h>
+#define CIO__NSIG 65
 struct cio_loop {
     cio__ctx ctx; /* the loop's own context (the thread's stack) */
     cio_task *current;
@@ -360,6 +392,25 @@ struct cio_loop {
     cio_stats stats;
     void *thread_stack_lo;
     size_t thread_stack_size;
+    /* Calls from other threads: an eventfd wakes the loop. */
+    int efd;
+    cio__fdw ewatch;
+    pthread_mutex_t rmu;
+    cio__remote *rhead, *rtail;
+    bool rclosed;
+    /* Executor pools (built-in ones by kind). */
+    cio_pool *pools[3];
+    /* Signals. */
+    int sfd;
+    cio__fdw swatch;
+    sigset_t caught;
+    sigset_t old_mask;
+    bool owns_default_signals;
+    unsigned long sig_pending[CIO__NSIG];
+    cio__waitq sig_waiters[CIO__NSIG];
+    int signalled;
+    int64_t shutdown_grace;
+    cio__timer grace_timer;
 #ifdef CIO__TSAN
     void *tsan_fiber;
 #endif

@@ -102,15 +102,22 @@ typedef struct cio_config {
     int clock;           /* enum cio_clock_kind */
     int debug;           /* 1 = debug mode; env CIO_DEBUG=1 */
     int64_t slow_step;   /* debug: report a task step longer than this */
+    /* SIGINT/SIGTERM: cancel main, give it `shutdown_grace` ns to finish,
+     * then cancel everything; a second signal kills the process with that
+     * signal. 0 = off (the signals keep their default action). Default 1. */
+    int handle_signals;
+    int64_t shutdown_grace; /* default 5 s */
 } cio_config;
 
 /* Fill `cfg` with the defaults, then apply the environment (CIO_DEBUG=1,
- * CIO_BACKEND=epoll|uring, CIO_STACK_SIZE=bytes). Does not suspend. */
+ * CIO_BACKEND=epoll|uring, CIO_STACK_SIZE=bytes, CIO_SIGNALS=0).
+ * Does not suspend. */
 void cio_config_init(cio_config *cfg);
 
 /* Like asyncio.run(): create a loop on this thread, run `main(arg)` as its
  * first task, and when main returns cancel every task still alive, wait for
- * them, report errors nobody retrieved, and close the loop.
+ * them, report errors nobody retrieved, stop the executor's threads and
+ * close the loop. SIGINT and SIGTERM cancel main (see cio_config).
  * Returns main's result; -EINVAL if `main` is NULL; -EBUSY if a loop is
  * already running on this thread; -ENOMEM; CIO_EDEADLOCK if every task
  * ended up waiting with nothing left that could wake one (the waiting tasks

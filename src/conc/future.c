@@ -19,6 +19,8 @@ int cio_future_new(cio_future **out)
 {
     if (out == NULL)
         return -EINVAL;
+    if (cio__loop == NULL)
+        return CIO_ENOTASK;
     cio_future *f = cio__calloc(1, sizeof *f);
     if (f == NULL)
         return -ENOMEM;
@@ -35,8 +37,14 @@ static int complete(cio_future *f, int result, void *value)
     f->done = true;
     f->result = result;
     f->value = value;
-    while (cio__waitq_grant(&f->waiters, NULL))
-        ;
+    /* Each waiter gets the outcome in its own node, so a woken waiter never
+     * reads `f` again: the future may be freed before the waiters run. */
+    cio__waiter *w;
+    while ((w = cio__waitq_pop(&f->waiters)) != NULL) {
+        w->value = value;
+        w->granted = 1;
+        cio__wake(w->task, result);
+    }
     /* Callbacks run in registration order. */
     done_cb *cb = f->cbs, *prev = NULL;
     while (cb) { /* reverse the LIFO list */
@@ -91,8 +99,13 @@ int cio_future_wait(cio_future *f, int64_t deadline, void **value)
             return -ETIMEDOUT;
         cio__waiter w = {0};
         rc = cio__park_q(t, &f->waiters, &w, CIO__W_FUTURE, f, deadline, 0);
-        if (rc < 0)
+        /* Not granted: timed out or cancelled (the future's own -ECANCELED
+         * comes granted). */
+        if (!w.granted || rc < 0)
             return rc;
+        if (value)
+            *value = w.value;
+        return 0;
     }
     if (value)
         *value = f->value;

@@ -121,8 +121,17 @@ void cio_gen_free(cio_gen *g)
 {
     if (g == NULL)
         return;
-    if (cio_gen_close(g) == CIO_ENOTASK)
+    bool given = g->error_given;
+    int rc = cio_gen_close(g);
+    if (rc == CIO_ENOTASK)
         return;
+    /* Like a task's error, a producer's error nobody saw is reported. */
+    if (rc < 0 && !given) {
+        const char *msg = cio_task_errmsg(g->task);
+        cio__report("generator %s failed: %s (never retrieved)%s%s",
+                    cio_task_name(g->task), cio_err_name(rc),
+                    msg ? ": " : "", msg ? msg : "");
+    }
     cio_task_free(g->task);
     cio__free(g);
 }

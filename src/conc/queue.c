@@ -1,12 +1,26 @@
 /* Queues: FIFO (ring), LIFO (stack), PRIORITY (binary heap, FIFO among
  * equals through a sequence number). An item put while a getter waits goes
- * straight to that getter. */
+ * straight to that getter.
+ *
+ * Every item gets a sequence number when it enters the queue, and keeps it
+ * while it is handed from getter to getter. A getter cancelled after it
+ * was handed an item gives it back to the front (rule 11 in DESIGN.md).
+ * Items are only handed over while nothing is stored, so a given-back item
+ * is older than every stored item that was not given back; among the
+ * given-back items, which sit at the front, the sequence numbers keep the
+ * order in which they were put. */
 #include "internal.h"
 
 typedef struct slot {
     void *item;
-    int64_t seq; /* PRIORITY only: arrival order; put-backs go first */
+    int64_t seq; /* order of entry */
 } slot;
+
+/* A waiting getter, and the sequence number of the item it is handed. */
+typedef struct getter_wait {
+    cio__waiter w;
+    int64_t seq;
+} getter_wait;
 
 struct cio_queue {
     int kind;
@@ -14,9 +28,11 @@ struct cio_queue {
     cio_queue_cmp cmp;
     slot *buf;
     size_t cap, head, n;
-    int64_t seq_back, seq_front;
+    size_t returned; /* FIFO: given-back items at the front */
+    int64_t seq;     /* next sequence number */
     size_t unfinished;
     bool shutdown;
+    bool dropping; /* shut down with `immediate`: items are dropped */
     cio__waitq getters, putters, joiners;
 };
 
@@ -84,27 +100,42 @@ static void heap_down(cio_queue *q, size_t i)
     q->buf[i] = s;
 }
 
-/* Store an item; `front` puts it where the next get finds it first. */
-static int store(cio_queue *q, void *item, bool front)
+/* FIFO: put a given-back item among the given-back items at the front,
+ * in order of entry. */
+static void fifo_give_back(cio_queue *q, slot s)
+{
+    size_t pos = 0;
+    while (pos < q->returned &&
+           q->buf[(q->head + pos) % q->cap].seq < s.seq)
+        pos++;
+    q->head = (q->head + q->cap - 1) % q->cap;
+    for (size_t i = 0; i < pos; i++)
+        q->buf[(q->head + i) % q->cap] = q->buf[(q->head + i + 1) % q->cap];
+    q->buf[(q->head + pos) % q->cap] = s;
+    q->returned++;
+}
+
+/* Store an item that entered as number `seq`. `back` marks an item given
+ * back by a cancelled getter: it goes where the next get finds it first
+ * (for PRIORITY, first among its equals). */
+static int store(cio_queue *q, void *item, int64_t seq, bool back)
 {
     if (q->n == q->cap && grow(q) < 0)
         return -ENOMEM;
+    slot s = {item, seq};
     switch (q->kind) {
     case CIO_QUEUE_FIFO:
-        if (front) {
-            q->head = (q->head + q->cap - 1) % q->cap;
-            q->buf[q->head].item = item;
-        } else {
-            q->buf[(q->head + q->n) % q->cap].item = item;
-        }
+        if (back)
+            fifo_give_back(q, s);
+        else
+            q->buf[(q->head + q->n) % q->cap] = s;
         q->n++;
         break;
     case CIO_QUEUE_LIFO:
-        q->buf[q->n++].item = item;
+        q->buf[q->n++] = s;
         break;
     default:
-        q->buf[q->n].item = item;
-        q->buf[q->n].seq = front ? --q->seq_front : q->seq_back++;
+        q->buf[q->n] = s;
         heap_up(q, q->n++);
         break;
     }
@@ -119,6 +150,8 @@ static void *take(cio_queue *q)
         item = q->buf[q->head].item;
         q->head = (q->head + 1) % q->cap;
         q->n--;
+        if (q->returned > 0)
+            q->returned--;
         break;
     case CIO_QUEUE_LIFO:
         item = q->buf[--q->n].item;
@@ -139,24 +172,40 @@ static bool full(const cio_queue *q)
     return q->maxsize && q->n >= q->maxsize;
 }
 
-/* An item leaves storage: let the first waiting putter in. */
+/* An item leaves storage: let the first waiting putter in. Its item
+ * counts as unfinished from now on, not from when the putter runs: a
+ * getter may take it and call task_done before that. */
 static void admit_putter(cio_queue *q)
 {
     if (full(q) || q->putters.head == NULL)
         return;
     cio__waiter *w = q->putters.head;
-    if (store(q, w->value, false) < 0)
+    if (store(q, w->value, q->seq, false) < 0)
         return;
+    q->seq++;
+    q->unfinished++;
     cio__waitq_grant(&q->putters, w->value);
 }
 
-/* Give `item` to the first getter, or store it (at the front if it is
- * being handed back). */
-static int deliver(cio_queue *q, void *item, bool front)
+static void wake_joiners_if_done(cio_queue *q)
 {
-    if (cio__waitq_grant(&q->getters, item))
-        return 0;
-    return store(q, item, front);
+    if (q->unfinished == 0)
+        while (cio__waitq_grant(&q->joiners, NULL))
+            ;
+}
+
+/* Give `item` (number `seq`) to the first getter, or store it (see
+ * store for `back`). */
+static int deliver(cio_queue *q, void *item, int64_t seq, bool back)
+{
+    cio__waiter *w = cio__waitq_pop(&q->getters);
+    if (w == NULL)
+        return store(q, item, seq, back);
+    CIO__CONTAINER(w, getter_wait, w)->seq = seq;
+    w->value = item;
+    w->granted = 1;
+    cio__wake(w->task, 0);
+    return 0;
 }
 
 static int try_put(cio_queue *q, void *item)
@@ -165,9 +214,11 @@ static int try_put(cio_queue *q, void *item)
         return -ESHUTDOWN;
     if (q->getters.head == NULL && (full(q) || q->putters.head))
         return -EAGAIN;
-    int rc = deliver(q, item, false);
-    if (rc == 0)
+    int rc = deliver(q, item, q->seq, false);
+    if (rc == 0) {
+        q->seq++;
         q->unfinished++;
+    }
     return rc;
 }
 
@@ -189,11 +240,10 @@ int cio_queue_put(cio_queue *q, void *item)
     rc = try_put(q, item);
     if (rc != -EAGAIN)
         return rc;
+    /* On success a getter has moved our item in (see admit_putter). */
     cio__waiter w = {.value = item};
-    rc = cio__park_q(t, &q->putters, &w, CIO__W_QUEUE_PUT, q, CIO_NEVER, 0);
-    if (rc == 0)
-        q->unfinished++; /* a getter moved our item in */
-    return rc;
+    return cio__park_q(t, &q->putters, &w, CIO__W_QUEUE_PUT, q, CIO_NEVER,
+                       0);
 }
 
 static int try_get(cio_queue *q, void **item)
@@ -224,16 +274,27 @@ int cio_queue_get(cio_queue *q, void **item)
     rc = try_get(q, item);
     if (rc != -EAGAIN)
         return rc;
-    cio__waiter w = {0};
-    rc = cio__park_q(t, &q->getters, &w, CIO__W_QUEUE_GET, q, CIO_NEVER, 0);
+    getter_wait gw = {0};
+    rc = cio__park_q(t, &q->getters, &gw.w, CIO__W_QUEUE_GET, q, CIO_NEVER,
+                     0);
     if (rc < 0)
         return rc;
     if (cio__cancelled(t)) {
-        /* Handed an item, then cancelled before running: it goes on. */
-        deliver(q, w.value, true);
-        return -ECANCELED;
+        /* Handed an item, then cancelled before running: it goes on to
+         * the next getter or back to the front, unless the queue was shut
+         * down at once meanwhile, which drops it like the stored items. */
+        if (q->dropping) {
+            if (q->unfinished > 0)
+                q->unfinished--;
+            wake_joiners_if_done(q);
+            return -ECANCELED;
+        }
+        if (deliver(q, gw.w.value, gw.seq, true) == 0)
+            return -ECANCELED;
+        /* No room to put it back: rather than lose it, complete the get;
+         * the cancellation surfaces at the next suspension point. */
     }
-    *item = w.value;
+    *item = gw.w.value;
     return 0;
 }
 
@@ -246,9 +307,8 @@ int cio_queue_task_done(cio_queue *q)
 {
     if (q == NULL || q->unfinished == 0)
         return -EINVAL;
-    if (--q->unfinished == 0)
-        while (cio__waitq_grant(&q->joiners, NULL))
-            ;
+    q->unfinished--;
+    wake_joiners_if_done(q);
     return 0;
 }
 
@@ -279,12 +339,12 @@ int cio_queue_shutdown(cio_queue *q, bool immediate)
         return -EINVAL;
     q->shutdown = true;
     if (immediate) {
+        q->dropping = true;
         q->unfinished = q->unfinished > q->n ? q->unfinished - q->n : 0;
         q->n = 0;
         q->head = 0;
-        if (q->unfinished == 0)
-            while (cio__waitq_grant(&q->joiners, NULL))
-                ;
+        q->returned = 0;
+        wake_joiners_if_done(q);
     }
     wake_all(&q->putters, -ESHUTDOWN);
     wake_all(&q->getters, -ESHUTDOWN);

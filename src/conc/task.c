@@ -27,8 +27,9 @@ const char *cio__wait_kind_name(int kind)
         [CIO__W_QUEUE_PUT] = "queue put", [CIO__W_QUEUE_JOIN] = "queue join",
         [CIO__W_FUTURE] = "future",     [CIO__W_GEN] = "generator",
         [CIO__W_FD] = "fd",             [CIO__W_BLOCKED] = "all-blocked",
+        [CIO__W_THREAD] = "thread job", [CIO__W_SIGNAL] = "signal",
     };
-    if (kind < 0 || kind > CIO__W_BLOCKED)
+    if (kind < 0 || kind > CIO__W_SIGNAL)
         return "?";
     return names[kind];
 }
@@ -256,12 +257,16 @@ int cio_spawn_ex(cio_task **out, cio_task_fn fn, void *arg,
 
 /* ---- parking -------------------------------------------------------------------------- */
 
-static void take_off(cio_task *t)
+/* Take a waiting task off what it waits on; false if that is refused. */
+static bool take_off(cio_task *t)
 {
+    if (t->unlink_try)
+        return t->unlink_try(t);
     if (t->unlink)
         t->unlink(t);
     else if (t->wait_q)
         cio__waitq_remove(t->wait_q, t->wait_node);
+    return true;
 }
 
 static int64_t scope_deadline(const cio_task *t)
@@ -298,11 +303,11 @@ static void task_timer_fire(cio_loop *l, cio__timer *tm)
     /* A scope deadline at the same instant as the call's own deadline
      * wins: nothing runs past its deadline. */
     if (!(t->park_flags & CIO__PARK_UNINTERRUPTIBLE) && cio__cancelled(t)) {
-        take_off(t);
-        cio__wake(t, -ECANCELED);
+        if (take_off(t))
+            cio__wake(t, -ECANCELED);
     } else if (t->call_deadline <= l->now) {
-        take_off(t);
-        cio__wake(t, -ETIMEDOUT);
+        if (take_off(t))
+            cio__wake(t, -ETIMEDOUT);
     } else {
         arm(t); /* a scope deadline moved later */
     }
@@ -344,6 +349,7 @@ void cio__wake(cio_task *t, int result)
         return;
     t->wake_result = result;
     t->unlink = NULL;
+    t->unlink_try = NULL;
     t->wait_q = NULL;
     t->wait_node = NULL;
     cio__schedule(t);
@@ -367,8 +373,8 @@ void cio__task_refresh(cio_task *t)
         (t->park_flags & CIO__PARK_UNINTERRUPTIBLE))
         return;
     if (cio__cancelled(t)) {
-        take_off(t);
-        cio__wake(t, -ECANCELED);
+        if (take_off(t))
+            cio__wake(t, -ECANCELED);
     } else {
         arm(t);
     }
@@ -520,6 +526,12 @@ int cio_wait_for(cio_task *t, int64_t timeout)
     int rc = join_check(self, t);
     if (rc < 0)
         return rc;
+    if (t->state == CIO__DONE) {
+        /* Already finished: the result, even with a zero timeout (as
+         * asyncio.wait_for does). */
+        t->flags |= CIO__T_JOINED;
+        return t->result;
+    }
     cio_scope sc;
     cio_scope_enter(&sc, cio_deadline_after(timeout), 0);
     rc = cio_task_join(t);

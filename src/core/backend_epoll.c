@@ -106,7 +106,7 @@ static int ep_watch(cio__backend *b, cio__fdw *w)
             r->writer = NULL;
         return rc;
     }
-    b->waiting++;
+    b->waiting += !w->internal;
     return 0;
 }
 
@@ -118,7 +118,7 @@ static void detach(cio__backend *b, cio__fdw *w, bool rearm)
         r->reader = NULL;
     if (r->writer == w)
         r->writer = NULL;
-    b->waiting--;
+    b->waiting -= !w->internal;
     if (!rearm)
         return;
     if (r->reader || r->writer) {

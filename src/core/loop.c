@@ -7,7 +7,9 @@
  * either finished or deadlocked; it never sleeps forever. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -149,7 +151,7 @@ static void run_task(cio_loop *l, cio_task *t)
 
 /* ---- shutdown and deadlock ----------------------------------------------------- */
 
-static void cancel_all(cio_loop *l, bool force)
+void cio__cancel_all(cio_loop *l, bool force)
 {
     for (cio_task *t = l->tasks; t; t = t->all_next) {
         if (t->state == CIO__DONE)
@@ -158,12 +160,17 @@ static void cancel_all(cio_loop *l, bool force)
             t->root.cio__cancelled_at = l->now;
         if (force && t->state == CIO__WAITING) {
             /* Last resort after a deadlock that cancellation could not
-             * break (shielded or uninterruptible waits). */
-            if (t->unlink)
+             * break (shielded or uninterruptible waits). A job running on
+             * a thread still cannot be interrupted. */
+            bool off = true;
+            if (t->unlink_try)
+                off = t->unlink_try(t);
+            else if (t->unlink)
                 t->unlink(t);
             else if (t->wait_q)
                 cio__waitq_remove(t->wait_q, t->wait_node);
-            cio__wake(t, -ECANCELED);
+            if (off)
+                cio__wake(t, -ECANCELED);
         } else {
             cio__cancel_refresh(t);
         }
@@ -192,7 +199,7 @@ static bool handle_deadlock(cio_loop *l)
     l->deadlocked++;
     if (l->deadlocked > 2)
         return false;
-    cancel_all(l, l->deadlocked == 2);
+    cio__cancel_all(l, l->deadlocked == 2);
     return true;
 }
 
@@ -222,11 +229,18 @@ static int64_t poll_timeout(cio_loop *l)
     return d < 0 ? 0 : d;
 }
 
+/* Is there anything the backend could deliver: fd watches, thread jobs,
+ * signals? */
+static bool expects_events(cio_loop *l)
+{
+    return io_waiting(l) > 0 || l->external > 0 || l->sfd >= 0;
+}
+
 /* Returns false when the loop must stop. */
 static bool wait_for_work(cio_loop *l)
 {
     if (l->runq_len > 0) {
-        if (io_waiting(l))
+        if (expects_events(l))
             l->bops->poll(l->backend, 0);
         cio__loop_update_now(l);
         fire_timers(l);
@@ -241,14 +255,14 @@ static bool wait_for_work(cio_loop *l)
     if (!timers && io_waiting(l) == 0 && l->external == 0)
         return handle_deadlock(l);
     if (l->clock == CIO_CLOCK_VIRTUAL) {
-        if (io_waiting(l) && l->bops->poll(l->backend, 0) > 0)
-            return true;
-        if (timers) {
+        /* Jobs on threads finish in real time: wait for them rather than
+         * jump over them. Otherwise jump to the next timer. */
+        if (l->external > 0 || !timers) {
+            l->bops->poll(l->backend, -1);
+        } else if (l->bops->poll(l->backend, 0) == 0) {
             int64_t when = cio__heap_top(&l->timers)->when;
             if (when > l->now)
                 l->now = when;
-        } else {
-            l->bops->poll(l->backend, -1);
         }
     } else {
         l->bops->poll(l->backend, poll_timeout(l));
@@ -256,6 +270,79 @@ static bool wait_for_work(cio_loop *l)
     }
     fire_timers(l);
     return true;
+}
+
+/* ---- calls from other threads ------------------------------------------------ */
+
+static void on_remote(cio__fdw *w, unsigned events)
+{
+    cio_loop *l = w->data;
+    uint64_t v;
+    if (read(l->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+        cio__report("eventfd read: %s", cio_strerror(-errno));
+    pthread_mutex_lock(&l->rmu);
+    cio__remote *r = l->rhead;
+    l->rhead = l->rtail = NULL;
+    pthread_mutex_unlock(&l->rmu);
+    if (l->bops->watch(l->backend, &l->ewatch) < 0)
+        cio__report("cannot watch the loop's eventfd");
+    while (r) {
+        cio__remote *next = r->next;
+        r->run(r);
+        r = next;
+    }
+}
+
+int cio__remote_post(cio_loop *l, cio__remote *r)
+{
+    r->next = NULL;
+    pthread_mutex_lock(&l->rmu);
+    if (l->rclosed) {
+        pthread_mutex_unlock(&l->rmu);
+        return -ESHUTDOWN;
+    }
+    bool was_empty = l->rhead == NULL;
+    if (l->rtail)
+        l->rtail->next = r;
+    else
+        l->rhead = r;
+    l->rtail = r;
+    pthread_mutex_unlock(&l->rmu);
+    if (was_empty) {
+        uint64_t one = 1;
+        if (write(l->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+            return -errno;
+    }
+    return 0;
+}
+
+static int remote_init(cio_loop *l)
+{
+    pthread_mutex_init(&l->rmu, NULL);
+    l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->efd == -1)
+        return -errno;
+    l->ewatch = (cio__fdw){.ready = on_remote, .fd = l->efd,
+                           .events = CIO_READABLE, .data = l,
+                           .internal = true};
+    return l->bops->watch(l->backend, &l->ewatch);
+}
+
+static void remote_fini(cio_loop *l)
+{
+    pthread_mutex_lock(&l->rmu);
+    l->rclosed = true;
+    cio__remote *r = l->rhead;
+    l->rhead = l->rtail = NULL;
+    pthread_mutex_unlock(&l->rmu);
+    while (r) {
+        cio__remote *next = r->next;
+        r->drop(r);
+        r = next;
+    }
+    if (l->efd >= 0)
+        close(l->efd);
+    pthread_mutex_destroy(&l->rmu);
 }
 
 static void loop_run(cio_loop *l)
@@ -267,7 +354,7 @@ static void loop_run(cio_loop *l)
         if (l->main && l->main->state == CIO__DONE && !l->shutting_down) {
             l->shutting_down = 1;
             cio__loop_update_now(l);
-            cancel_all(l, false);
+            cio__cancel_all(l, false);
         }
         if (l->stats.tasks_alive == 0)
             break;
@@ -288,6 +375,10 @@ static int loop_new(const cio_config *cfg, cio_loop **out)
     l->stack_size = cfg->stack_size ? cfg->stack_size : CIO_STACK_DEFAULT;
     l->slow_step = cfg->slow_step > 0 ? cfg->slow_step : 100 * CIO_MSEC;
     l->next_id = 1;
+    l->efd = -1;
+    l->sfd = -1;
+    l->shutdown_grace = cfg->shutdown_grace > 0 ? cfg->shutdown_grace
+                                                : 5 * CIO_SEC;
     l->now = l->clock == CIO_CLOCK_VIRTUAL ? 0 : mono_now();
     int rc = cio__stack_pool_init(&l->stacks);
     if (rc < 0)
@@ -295,6 +386,12 @@ static int loop_new(const cio_config *cfg, cio_loop **out)
     /* io_uring arrives with the I/O layer; epoll serves every request. */
     l->bops = &cio__backend_epoll;
     rc = l->bops->init(l, &l->backend);
+    if (rc < 0)
+        goto fail;
+    rc = remote_init(l);
+    if (rc < 0)
+        goto fail;
+    rc = cio__signals_init(l, cfg->handle_signals != 0);
     if (rc < 0)
         goto fail;
     pthread_attr_t attr;
@@ -309,6 +406,10 @@ static int loop_new(const cio_config *cfg, cio_loop **out)
     *out = l;
     return 0;
 fail:
+    cio__signals_fini(l);
+    remote_fini(l);
+    if (l->backend)
+        l->bops->fini(l->backend);
     cio__stack_pool_fini(l->stacks);
     cio__free(l);
     return rc;
@@ -317,6 +418,9 @@ fail:
 static void loop_free(cio_loop *l)
 {
     cio__task_dispose_all(l);
+    cio__pools_fini(l);
+    cio__signals_fini(l);
+    remote_fini(l);
     if (l->backend)
         l->bops->fini(l->backend);
     cio__heap_fini(&l->timers);
@@ -329,6 +433,8 @@ void cio_config_init(cio_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->stack_size = CIO_STACK_DEFAULT;
     cfg->slow_step = 100 * CIO_MSEC;
+    cfg->handle_signals = 1;
+    cfg->shutdown_grace = 5 * CIO_SEC;
     const char *e = getenv("CIO_DEBUG");
     if (e && *e && strcmp(e, "0") != 0)
         cfg->debug = 1;
@@ -337,6 +443,9 @@ void cio_config_init(cio_config *cfg)
         cfg->backend = CIO_BACKEND_EPOLL;
     else if (e && strcmp(e, "uring") == 0)
         cfg->backend = CIO_BACKEND_URING;
+    e = getenv("CIO_SIGNALS");
+    if (e && strcmp(e, "0") == 0)
+        cfg->handle_signals = 0;
     e = getenv("CIO_STACK_SIZE");
     if (e && atol(e) > 0)
         cfg->stack_size = (size_t)atol(e);
