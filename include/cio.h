@@ -7,5 +7,7 @@
 #include "cio/sync.h"
 #include "cio/io.h"
 #include "cio/exec.h"
+#include "cio/fs.h"
+#include "cio/process.h"
 
 #endif

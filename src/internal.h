@@ -310,7 +310,33 @@ typedef struct cio__fdw {
     void *data;
     bool internal; /* the loop's own (eventfd, signalfd): not counted as
                     * work that keeps the loop alive */
+    void *bslot;   /* backend private */
 } cio__fdw;
+
+/* A completion-based operation (io_uring). The task that submits it parks
+ * until its completion arrives, even when cancelled: cancelling asks the
+ * kernel to stop it, and the buffer is the caller's again only once the
+ * completion is in. */
+enum cio__op_kind {
+    CIO__OP_RECV,
+    CIO__OP_SEND,
+    CIO__OP_ACCEPT,
+    CIO__OP_CONNECT,
+    CIO__OP_COUNT,
+};
+typedef struct cio__op {
+    int kind;
+    int fd;
+    void *buf;
+    size_t len;
+    int flags;
+    struct sockaddr *addr; /* connect: target; accept: peer out */
+    socklen_t addrlen;     /* connect: length; accept: in/out */
+    int result;
+    bool cancel_sent;
+    bool closed; /* cio_close() stopped it: report -EBADF */
+    cio_task *task;
+} cio__op;
 
 typedef struct cio__backend_ops {
     const char *name;
@@ -328,10 +354,24 @@ typedef struct cio__backend_ops {
     /* `fd` is about to be closed: fire its watches with CIO__EV_CLOSED and
      * forget it. */
     void (*closing)(cio__backend *b, int fd);
-    /* Number of watches in progress. */
+    /* Number of watches and operations in progress. */
     size_t (*waiting)(const cio__backend *b);
+    /* Completion-based operations, or NULL. submit: 0, or -ENOTSUP when the
+     * kernel lacks that operation (then the caller waits for readiness and
+     * does it itself). cancel: ask the kernel to stop it; the completion
+     * still arrives. */
+    int (*submit)(cio__backend *b, cio__op *op);
+    void (*cancel)(cio__backend *b, cio__op *op);
 } cio__backend_ops;
 extern const cio__backend_ops cio__backend_epoll;
+#ifdef CIO_HAVE_URING
+extern const cio__backend_ops cio__backend_uring;
+#endif
+/* Complete a submitted operation (called by the backend). */
+void cio__op_complete(cio__op *op, int result);
+/* Run `op` to completion on the backend if it can, else return -ENOTSUP.
+ * A checkpoint first. Suspends. */
+ssize_t cio__op_run(cio__op *op);
 
 /* Park the running task until `fd` is ready for `events`: returns the
  * ready events, -EBADF if the fd was closed under it, -ECANCELED,

@@ -31,8 +31,8 @@ extern "C" {
  * library does the I/O. Returns the ready subset of `events` (> 0; an
  * error or hang-up on the fd counts as ready for both, so the next I/O call
  * sees it); -ETIMEDOUT; -ECANCELED; -EINVAL for a negative fd, empty or
- * unknown `events` or a negative deadline; -EBADF for a closed fd; -EPERM
- * for an fd that cannot be polled (a regular file); -EBUSY if another task
+ * unknown `events` or a negative deadline; -EBADF for a closed fd (a
+ * regular file is always ready, as poll(2) has it); -EBUSY if another task
  * already waits on the same fd and direction; CIO_ENOTASK. `fd` stays the
  * caller's; close it only when no task waits on it. Suspends. */
 int cio_fd_wait(int fd, unsigned events, int64_t deadline);

@@ -353,7 +353,7 @@ void cio_group_free(cio_group *g)
     cio__free(g);
 }
 
-/* ---- gather --------------------------------------------------------------------- */
+/* ---- gather -------------------------------------------------------------- */
 
 typedef struct gather_state {
     cio_call *calls;

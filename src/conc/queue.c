@@ -4,11 +4,14 @@
  *
  * Every item gets a sequence number when it enters the queue, and keeps it
  * while it is handed from getter to getter. A getter cancelled after it
- * was handed an item gives it back to the front (rule 11 in DESIGN.md).
- * Items are only handed over while nothing is stored, so a given-back item
- * is older than every stored item that was not given back; among the
- * given-back items, which sit at the front, the sequence numbers keep the
- * order in which they were put. */
+ * was handed an item gives it back to the front (rule 11 in DESIGN.md):
+ * the top of a LIFO, the head of a FIFO, first among its equals in a
+ * PRIORITY queue. Items are only handed over while nothing is stored, so a
+ * given-back item is older than every stored item that was not given back;
+ * in a FIFO the given-back items sit at the head in order of entry, so the
+ * queue keeps the order in which items were put. A given-back item is
+ * never refused, even when that takes a bounded queue over its maxsize
+ * until gets bring it down. */
 #include "internal.h"
 
 typedef struct slot {

@@ -139,7 +139,7 @@ void cio__mutex_break_all(cio_task *t)
     }
 }
 
-/* ---- event ----------------------------------------------------------------- */
+/* ---- event -------------------------------------------------------------- */
 
 void cio_event_init(cio_event *e)
 {
@@ -183,7 +183,7 @@ int cio_event_wait(cio_event *e)
                        0);
 }
 
-/* ---- condition ----------------------------------------------------------------- */
+/* ---- condition ---------------------------------------------------------- */
 
 void cio_cond_init(cio_cond *c)
 {
@@ -231,7 +231,7 @@ int cio_cond_notify_all(cio_cond *c)
     return cio_cond_notify(c, c ? INT32_MAX : 0);
 }
 
-/* ---- semaphore -------------------------------------------------------------------- */
+/* ---- semaphore ---------------------------------------------------------- */
 
 int cio_sem_init(cio_sem *s, long value, unsigned flags)
 {
@@ -239,7 +239,11 @@ int cio_sem_init(cio_sem *s, long value, unsigned flags)
         return -EINVAL;
     memset(s, 0, sizeof *s);
     s->cio__value = value;
-    s->cio__max = (flags & CIO_SEM_BOUNDED) ? value : 0;
+    /* cio__max 0 means unbounded, so a bound of zero is stored as -1. */
+    if (flags & CIO_SEM_BOUNDED)
+        s->cio__max = value > 0 ? value : -1;
+    else
+        s->cio__max = 0;
     return 0;
 }
 
@@ -291,7 +295,7 @@ int cio_sem_release(cio_sem *s)
 {
     if (s == NULL)
         return -EINVAL;
-    if (s->cio__max && s->cio__value >= s->cio__max)
+    if (s->cio__max && s->cio__value >= (s->cio__max < 0 ? 0 : s->cio__max))
         return -EOVERFLOW;
     sem_give(s);
     return 0;
@@ -302,7 +306,7 @@ long cio_sem_value(const cio_sem *s)
     return s ? s->cio__value : 0;
 }
 
-/* ---- barrier ------------------------------------------------------------------------- */
+/* ---- barrier ------------------------------------------------------------ */
 
 int cio_barrier_init(cio_barrier *b, unsigned parties)
 {
@@ -311,6 +315,16 @@ int cio_barrier_init(cio_barrier *b, unsigned parties)
     memset(b, 0, sizeof *b);
     b->cio__parties = parties;
     return 0;
+}
+
+/* Take a waiter off the barrier when its wait is interrupted. The count
+ * drops here, at once, not when the task next runs: a task arriving in
+ * between must not count the leaver toward its round. */
+static void barrier_unlink(cio_task *t)
+{
+    cio_barrier *b = (cio_barrier *)t->wait_obj;
+    cio__waitq_remove(&b->cio__waiters, t->wait_node);
+    b->cio__count--;
 }
 
 int cio_barrier_wait(cio_barrier *b)
@@ -336,15 +350,13 @@ int cio_barrier_wait(cio_barrier *b)
         return (int)i;
     }
     b->cio__count++;
-    cio__waiter w = {0};
-    rc = cio__park_q(t, &b->cio__waiters, &w, CIO__W_BARRIER, b, CIO_NEVER,
-                     0);
-    if (rc < 0) {
-        if (rc == -ECANCELED)
-            b->cio__count--; /* we left before the round filled */
-        return rc;
-    }
-    return (int)(uintptr_t)w.value;
+    cio__waiter w = {.task = t};
+    cio__waitq_push(&b->cio__waiters, &w);
+    t->wait_q = NULL;
+    t->wait_node = &w;
+    t->unlink = barrier_unlink;
+    rc = cio__park(t, CIO__W_BARRIER, b, CIO_NEVER, 0);
+    return rc < 0 ? rc : (int)(uintptr_t)w.value;
 }
 
 int cio_barrier_abort(cio_barrier *b)

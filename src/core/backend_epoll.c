@@ -22,8 +22,24 @@ struct cio__backend {
     fdrec *fds;
     size_t nfds;
     size_t waiting;
+    int *ready_fds; /* fds epoll refuses (regular files): always ready */
+    size_t nready, capready;
     struct epoll_event events[MAX_EVENTS];
 };
+
+static int queue_ready(cio__backend *b, int fd)
+{
+    if (b->nready == b->capready) {
+        size_t cap = b->capready ? b->capready * 2 : 8;
+        int *v = cio__realloc(b->ready_fds, cap * sizeof *v);
+        if (v == NULL)
+            return -ENOMEM;
+        b->ready_fds = v;
+        b->capready = cap;
+    }
+    b->ready_fds[b->nready++] = fd;
+    return 0;
+}
 
 static int ep_init(cio_loop *l, cio__backend **out)
 {
@@ -44,6 +60,7 @@ static int ep_init(cio_loop *l, cio__backend **out)
 static void ep_fini(cio__backend *b)
 {
     close(b->epfd);
+    cio__free(b->ready_fds);
     cio__free(b->fds);
     cio__free(b);
 }
@@ -85,6 +102,8 @@ static int arm(cio__backend *b, int fd)
     return 0;
 }
 
+static void dispatch(cio__backend *b, int fd, uint32_t ev);
+
 static int ep_watch(cio__backend *b, cio__fdw *w)
 {
     int rc = ensure_fd(b, w->fd);
@@ -99,6 +118,12 @@ static int ep_watch(cio__backend *b, cio__fdw *w)
     if (w->events & CIO_WRITABLE)
         r->writer = w;
     rc = arm(b, w->fd);
+    if (rc == -EPERM) {
+        /* A regular file or directory: always ready, as poll(2) says.
+         * Report it from the next poll, as for any other event. */
+        b->waiting += !w->internal;
+        return queue_ready(b, w->fd);
+    }
     if (rc < 0) {
         if (r->reader == w)
             r->reader = NULL;
@@ -170,8 +195,8 @@ static void dispatch(cio__backend *b, int fd, uint32_t ev)
     if (wr && wr != rd)
         detach(b, wr, false);
     /* The one-shot registration is spent: re-arm for watches left. */
-    if (r->reader || r->writer)
-        arm(b, fd);
+    if ((r->reader || r->writer) && arm(b, fd) == -EPERM)
+        queue_ready(b, fd);
     if (rd)
         rd->ready(rd, ready & rd->events);
     if (wr && wr != rd)
@@ -181,6 +206,8 @@ static void dispatch(cio__backend *b, int fd, uint32_t ev)
 static int ep_poll(cio__backend *b, int64_t timeout)
 {
     struct timespec ts, *tsp = NULL;
+    if (b->nready > 0)
+        timeout = 0;
     if (timeout >= 0) {
         ts.tv_sec = timeout / CIO_SEC;
         ts.tv_nsec = timeout % CIO_SEC;
@@ -195,7 +222,11 @@ static int ep_poll(cio__backend *b, int64_t timeout)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++)
         dispatch(b, b->events[i].data.fd, b->events[i].events);
-    return n;
+    size_t k = b->nready;
+    b->nready = 0;
+    for (size_t i = 0; i < k; i++)
+        dispatch(b, b->ready_fds[i], EPOLLIN | EPOLLOUT);
+    return n + (int)k;
 }
 
 static size_t ep_waiting(const cio__backend *b)

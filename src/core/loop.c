@@ -365,6 +365,24 @@ static void loop_run(cio_loop *l)
 
 /* ---- create / destroy ------------------------------------------------------------- */
 
+/* io_uring where the kernel allows it, epoll otherwise or when asked. */
+static int backend_init(cio_loop *l, int kind)
+{
+#ifdef CIO_HAVE_URING
+    if (kind != CIO_BACKEND_EPOLL) {
+        l->bops = &cio__backend_uring;
+        int rc = l->bops->init(l, &l->backend);
+        if (rc == 0 || kind == CIO_BACKEND_URING)
+            return rc;
+    }
+#else
+    if (kind == CIO_BACKEND_URING)
+        return -ENOTSUP;
+#endif
+    l->bops = &cio__backend_epoll;
+    return l->bops->init(l, &l->backend);
+}
+
 static int loop_new(const cio_config *cfg, cio_loop **out)
 {
     cio_loop *l = cio__calloc(1, sizeof *l);
@@ -383,9 +401,7 @@ static int loop_new(const cio_config *cfg, cio_loop **out)
     int rc = cio__stack_pool_init(&l->stacks);
     if (rc < 0)
         goto fail;
-    /* io_uring arrives with the I/O layer; epoll serves every request. */
-    l->bops = &cio__backend_epoll;
-    rc = l->bops->init(l, &l->backend);
+    rc = backend_init(l, cfg->backend);
     if (rc < 0)
         goto fail;
     rc = remote_init(l);

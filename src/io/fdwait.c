@@ -62,3 +62,45 @@ ssize_t cio__io(int fd, unsigned dir, cio__try_fn fn, void *ctx)
             return rc;
     }
 }
+
+/* ---- completion-based operations --------------------------------------------- */
+
+void cio__op_complete(cio__op *op, int result)
+{
+    op->result = result;
+    cio__wake(op->task, 0);
+}
+
+/* The kernel owns the buffer until the completion: ask it to stop and
+ * keep the task parked until the completion says how it ended. */
+static bool op_unlink(cio_task *t)
+{
+    cio__op *op = (cio__op *)t->wait_obj;
+    if (!op->cancel_sent) {
+        op->cancel_sent = true;
+        t->loop->bops->cancel(t->loop->backend, op);
+    }
+    return false;
+}
+
+ssize_t cio__op_run(cio__op *op)
+{
+    CIO__SELF_OR_RETURN(t);
+    cio_loop *l = t->loop;
+    if (l->bops->submit == NULL)
+        return -ENOTSUP;
+    int rc = cio__checkpoint(t);
+    if (rc < 0)
+        return rc;
+    op->task = t;
+    op->cancel_sent = false;
+    rc = l->bops->submit(l->backend, op);
+    if (rc < 0)
+        return rc;
+    l->stats.io_waits++;
+    t->unlink = NULL;
+    t->wait_q = NULL;
+    t->unlink_try = op_unlink;
+    cio__park(t, CIO__W_FD, op, CIO_NEVER, 0);
+    return op->result;
+}

@@ -166,6 +166,20 @@ int cio_accept(int fd, int *out, cio_addr *peer)
 {
     if (fd < 0 || out == NULL)
         return -EINVAL;
+    cio__op op = {.kind = CIO__OP_ACCEPT, .fd = fd};
+    if (peer) {
+        op.addr = &peer->u.sa;
+        op.addrlen = sizeof peer->u;
+    }
+    ssize_t r = cio__op_run(&op);
+    if (r != -ENOTSUP) {
+        if (r < 0)
+            return (int)r;
+        if (peer)
+            peer->len = op.addrlen;
+        *out = (int)r;
+        return 0;
+    }
     accept_ctx c = {.fd = -1, .peer = peer};
     ssize_t rc = cio__io(fd, CIO_READABLE, try_accept, &c);
     if (rc < 0)
@@ -179,7 +193,12 @@ int cio_connect(int fd, const cio_addr *a)
     CIO__SELF_OR_RETURN(t);
     if (fd < 0 || a == NULL || a->len == 0)
         return -EINVAL;
-    int rc = cio__checkpoint(t);
+    cio__op op = {.kind = CIO__OP_CONNECT, .fd = fd,
+                  .addr = (struct sockaddr *)&a->u.sa, .addrlen = a->len};
+    int rc = (int)cio__op_run(&op);
+    if (rc != -ENOTSUP)
+        return rc;
+    rc = cio__checkpoint(t);
     if (rc < 0)
         return rc;
     if (connect(fd, &a->u.sa, a->len) == 0)
@@ -263,6 +282,11 @@ ssize_t cio_recv(int fd, void *buf, size_t n, int flags)
 {
     if (fd < 0 || (buf == NULL && n > 0))
         return -EINVAL;
+    cio__op op = {.kind = CIO__OP_RECV, .fd = fd, .buf = buf, .len = n,
+                  .flags = flags};
+    ssize_t rc = cio__op_run(&op);
+    if (rc != -ENOTSUP)
+        return rc;
     xfer x = {buf, n, flags, NULL};
     return cio__io(fd, CIO_READABLE, try_recv, &x);
 }
@@ -271,6 +295,11 @@ ssize_t cio_send(int fd, const void *buf, size_t n, int flags)
 {
     if (fd < 0 || (buf == NULL && n > 0))
         return -EINVAL;
+    cio__op op = {.kind = CIO__OP_SEND, .fd = fd, .buf = (void *)buf,
+                  .len = n, .flags = flags};
+    ssize_t rc = cio__op_run(&op);
+    if (rc != -ENOTSUP)
+        return rc;
     xfer x = {(void *)buf, n, flags, NULL};
     return cio__io(fd, CIO_WRITABLE, try_send, &x);
 }

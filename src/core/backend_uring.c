@@ -1,0 +1,367 @@
+/* The io_uring backend (liburing).
+ *
+ * Two kinds of requests share one ring: readiness watches (POLL_ADD, for
+ * cio_fd_wait and everything built on it) and completion-based operations
+ * (RECV, SEND, ACCEPT, CONNECT) that cio's socket calls submit directly.
+ * Submissions are not sent one by one: they collect in the submission
+ * queue and go to the kernel with the wait of the next loop turn, in one
+ * io_uring_enter. What the running kernel supports is probed at start;
+ * an operation it lacks falls back to a readiness watch plus the plain
+ * syscall, per operation, so an old kernel degrades instead of breaking.
+ *
+ * user_data: a watch slot pointer with bit 0 set, an operation pointer
+ * with bit 1 set, or 0 for requests whose completion is ignored (poll
+ * removal, cancellation). */
+#include <liburing.h>
+#include <poll.h>
+
+#include "internal.h"
+
+#define RING_ENTRIES 4096
+#define TAG_WATCH 1u
+#define TAG_OP 2u
+
+/* A watch's handle in the ring. It outlives an unwatched watch until the
+ * kernel's completion for it arrives. */
+typedef struct slot {
+    cio__fdw *w; /* NULL once unwatched */
+    struct slot *next_free;
+    struct slot *next_all;
+} slot;
+
+typedef struct fdrec {
+    cio__fdw *reader, *writer;
+    cio__op *rop, *wop; /* operations in flight, by direction */
+} fdrec;
+
+struct cio__backend {
+    cio_loop *loop;
+    struct io_uring ring;
+    fdrec *fds;
+    size_t nfds;
+    size_t waiting;
+    slot *free_slots;
+    slot *all_slots;
+    bool has_op[CIO__OP_COUNT];
+};
+
+static int ur_init(cio_loop *l, cio__backend **out)
+{
+    cio__backend *b = cio__calloc(1, sizeof *b);
+    if (b == NULL)
+        return -ENOMEM;
+    b->loop = l;
+    struct io_uring_params p = {0};
+    p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+              IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    int rc = io_uring_queue_init_params(RING_ENTRIES, &b->ring, &p);
+    if (rc < 0) {
+        /* Older kernels: no single-issuer / deferred task work. */
+        memset(&p, 0, sizeof p);
+        rc = io_uring_queue_init_params(RING_ENTRIES, &b->ring, &p);
+    }
+    if (rc < 0) {
+        cio__free(b);
+        return rc;
+    }
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&b->ring);
+    if (probe) {
+        b->has_op[CIO__OP_RECV] =
+            io_uring_opcode_supported(probe, IORING_OP_RECV);
+        b->has_op[CIO__OP_SEND] =
+            io_uring_opcode_supported(probe, IORING_OP_SEND);
+        b->has_op[CIO__OP_ACCEPT] =
+            io_uring_opcode_supported(probe, IORING_OP_ACCEPT);
+        b->has_op[CIO__OP_CONNECT] =
+            io_uring_opcode_supported(probe, IORING_OP_CONNECT);
+        bool poll = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
+                    io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE);
+        io_uring_free_probe(probe);
+        if (!poll) {
+            io_uring_queue_exit(&b->ring);
+            cio__free(b);
+            return -ENOTSUP;
+        }
+    }
+    *out = b;
+    return 0;
+}
+
+static void ur_fini(cio__backend *b)
+{
+    io_uring_queue_exit(&b->ring);
+    while (b->all_slots) {
+        slot *s = b->all_slots;
+        b->all_slots = s->next_all;
+        cio__free(s);
+    }
+    cio__free(b->fds);
+    cio__free(b);
+}
+
+/* A free submission entry; flushes the queue to the kernel when full. */
+static struct io_uring_sqe *get_sqe(cio__backend *b)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+    if (sqe == NULL) {
+        io_uring_submit(&b->ring);
+        sqe = io_uring_get_sqe(&b->ring);
+    }
+    return sqe;
+}
+
+static int ensure_fd(cio__backend *b, int fd)
+{
+    if ((size_t)fd < b->nfds)
+        return 0;
+    size_t n = b->nfds ? b->nfds : 64;
+    while (n <= (size_t)fd)
+        n *= 2;
+    fdrec *v = cio__realloc(b->fds, n * sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    memset(v + b->nfds, 0, (n - b->nfds) * sizeof *v);
+    b->fds = v;
+    b->nfds = n;
+    return 0;
+}
+
+static slot *slot_get(cio__backend *b)
+{
+    slot *s = b->free_slots;
+    if (s) {
+        b->free_slots = s->next_free;
+        return s;
+    }
+    s = cio__malloc(sizeof *s);
+    if (s) {
+        s->next_all = b->all_slots;
+        b->all_slots = s;
+    }
+    return s;
+}
+
+static void slot_put(cio__backend *b, slot *s)
+{
+    s->next_free = b->free_slots;
+    b->free_slots = s;
+}
+
+static int ur_watch(cio__backend *b, cio__fdw *w)
+{
+    int rc = ensure_fd(b, w->fd);
+    if (rc < 0)
+        return rc;
+    fdrec *r = &b->fds[w->fd];
+    if (((w->events & CIO_READABLE) && (r->reader || r->rop)) ||
+        ((w->events & CIO_WRITABLE) && (r->writer || r->wop)))
+        return -EBUSY;
+    slot *s = slot_get(b);
+    struct io_uring_sqe *sqe = s ? get_sqe(b) : NULL;
+    if (sqe == NULL) {
+        if (s)
+            slot_put(b, s);
+        return -ENOMEM;
+    }
+    unsigned mask = 0;
+    if (w->events & CIO_READABLE)
+        mask |= POLLIN | POLLRDHUP;
+    if (w->events & CIO_WRITABLE)
+        mask |= POLLOUT;
+    io_uring_prep_poll_add(sqe, w->fd, mask);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)s | TAG_WATCH);
+    s->w = w;
+    w->bslot = s;
+    if (w->events & CIO_READABLE)
+        r->reader = w;
+    if (w->events & CIO_WRITABLE)
+        r->writer = w;
+    b->waiting += !w->internal;
+    return 0;
+}
+
+static void forget(cio__backend *b, cio__fdw *w)
+{
+    fdrec *r = &b->fds[w->fd];
+    if (r->reader == w)
+        r->reader = NULL;
+    if (r->writer == w)
+        r->writer = NULL;
+    b->waiting -= !w->internal;
+    ((slot *)w->bslot)->w = NULL;
+    w->bslot = NULL;
+}
+
+static void ur_unwatch(cio__backend *b, cio__fdw *w)
+{
+    slot *s = w->bslot;
+    forget(b, w);
+    struct io_uring_sqe *sqe = get_sqe(b);
+    if (sqe) {
+        io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)s | TAG_WATCH);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+}
+
+static void ur_cancel(cio__backend *b, cio__op *op);
+
+static void ur_closing(cio__backend *b, int fd)
+{
+    if (fd < 0 || (size_t)fd >= b->nfds)
+        return;
+    fdrec *r = &b->fds[fd];
+    /* Operations in flight hold the file open in the kernel: stop them;
+     * their tasks see -EBADF. */
+    cio__op *ops[2] = {r->rop, r->wop};
+    for (int i = 0; i < 2; i++)
+        if (ops[i]) {
+            ops[i]->closed = true;
+            ur_cancel(b, ops[i]);
+        }
+    cio__fdw *rd = r->reader, *wr = r->writer;
+    if (rd)
+        ur_unwatch(b, rd);
+    if (wr && wr != rd)
+        ur_unwatch(b, wr);
+    /* The removals must reach the kernel before close(2) runs. */
+    io_uring_submit(&b->ring);
+    if (rd)
+        rd->ready(rd, CIO__EV_CLOSED);
+    if (wr && wr != rd)
+        wr->ready(wr, CIO__EV_CLOSED);
+}
+
+static void watch_done(cio__backend *b, slot *s, int res)
+{
+    cio__fdw *w = s->w;
+    slot_put(b, s);
+    if (w == NULL)
+        return; /* unwatched meanwhile */
+    forget(b, w);
+    if (res == -EBADF) {
+        w->ready(w, CIO__EV_CLOSED);
+        return;
+    }
+    unsigned ready = 0;
+    if (res < 0 || (res & (POLLIN | POLLRDHUP | POLLERR | POLLHUP)))
+        ready |= CIO_READABLE;
+    if (res < 0 || (res & (POLLOUT | POLLERR | POLLHUP)))
+        ready |= CIO_WRITABLE;
+    w->ready(w, ready & w->events);
+}
+
+/* ---- operations ---------------------------------------------------------------- */
+
+static cio__op **op_place(cio__backend *b, const cio__op *op)
+{
+    fdrec *r = &b->fds[op->fd];
+    return op->kind == CIO__OP_RECV || op->kind == CIO__OP_ACCEPT ? &r->rop
+                                                                  : &r->wop;
+}
+
+static int ur_submit(cio__backend *b, cio__op *op)
+{
+    if (!b->has_op[op->kind] || ensure_fd(b, op->fd) < 0)
+        return -ENOTSUP;
+    fdrec *r = &b->fds[op->fd];
+    cio__op **place = op_place(b, op);
+    if (*place || (place == &r->rop ? r->reader : r->writer))
+        return -EBUSY;
+    struct io_uring_sqe *sqe = get_sqe(b);
+    if (sqe == NULL)
+        return -ENOTSUP;
+    *place = op;
+    op->closed = false;
+    switch (op->kind) {
+    case CIO__OP_RECV:
+        io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
+        break;
+    case CIO__OP_SEND:
+        io_uring_prep_send(sqe, op->fd, op->buf, op->len,
+                           op->flags | MSG_NOSIGNAL);
+        break;
+    case CIO__OP_ACCEPT:
+        io_uring_prep_accept(sqe, op->fd, op->addr,
+                             op->addr ? &op->addrlen : NULL,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+    default:
+        io_uring_prep_connect(sqe, op->fd, op->addr, op->addrlen);
+        break;
+    }
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_OP);
+    b->waiting++;
+    return 0;
+}
+
+static void ur_cancel(cio__backend *b, cio__op *op)
+{
+    struct io_uring_sqe *sqe = get_sqe(b);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | TAG_OP, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+}
+
+/* ---- the wait -------------------------------------------------------------------- */
+
+static int reap(cio__backend *b)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&b->ring, head, cqe)
+    {
+        uint64_t ud = cqe->user_data;
+        int res = cqe->res;
+        n++;
+        if (ud & TAG_WATCH) {
+            watch_done(b, (slot *)(uintptr_t)(ud & ~(uint64_t)3), res);
+        } else if (ud & TAG_OP) {
+            cio__op *op = (cio__op *)(uintptr_t)(ud & ~(uint64_t)3);
+            b->waiting--;
+            *op_place(b, op) = NULL;
+            if (op->closed && res == -ECANCELED)
+                res = -EBADF;
+            cio__op_complete(op, res);
+        }
+    }
+    io_uring_cq_advance(&b->ring, n);
+    return (int)n;
+}
+
+static int ur_poll(cio__backend *b, int64_t timeout)
+{
+    struct io_uring_cqe *cqe;
+    int rc;
+    if (timeout == 0) {
+        rc = io_uring_submit_and_get_events(&b->ring);
+    } else if (timeout < 0) {
+        rc = io_uring_submit_and_wait_timeout(&b->ring, &cqe, 1, NULL, NULL);
+    } else {
+        struct __kernel_timespec ts = {.tv_sec = timeout / CIO_SEC,
+                                       .tv_nsec = timeout % CIO_SEC};
+        rc = io_uring_submit_and_wait_timeout(&b->ring, &cqe, 1, &ts, NULL);
+    }
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN &&
+        rc != -EBUSY)
+        return rc;
+    return reap(b);
+}
+
+static size_t ur_waiting(const cio__backend *b)
+{
+    return b->waiting;
+}
+
+const cio__backend_ops cio__backend_uring = {
+    .name = "io_uring",
+    .init = ur_init,
+    .fini = ur_fini,
+    .poll = ur_poll,
+    .watch = ur_watch,
+    .unwatch = ur_unwatch,
+    .closing = ur_closing,
+    .waiting = ur_waiting,
+    .submit = ur_submit,
+    .cancel = ur_cancel,
+};
