@@ -518,6 +518,17 @@ int cio__join_quiet(cio_task *t)
     return t->result;
 }
 
+/* wait_for owns the task: when the wait is cut short, the task is
+ * cancelled and awaited before the call returns. */
+static void cancel_and_reap(cio_task *t)
+{
+    if (t->state != CIO__DONE) {
+        cio_task_cancel(t);
+        cio__join_quiet(t);
+    }
+    t->flags |= CIO__T_JOINED;
+}
+
 int cio_wait_for(cio_task *t, int64_t timeout)
 {
     CIO__SELF_OR_RETURN(self);
@@ -526,6 +537,11 @@ int cio_wait_for(cio_task *t, int64_t timeout)
     int rc = join_check(self, t);
     if (rc < 0)
         return rc;
+    if (cio__cancelled(self)) {
+        /* A cancellation point first, even for a finished task. */
+        cancel_and_reap(t);
+        return -ECANCELED;
+    }
     if (t->state == CIO__DONE) {
         /* Already finished: the result, even with a zero timeout (as
          * asyncio.wait_for does). */
@@ -538,9 +554,7 @@ int cio_wait_for(cio_task *t, int64_t timeout)
     int ex = cio_scope_exit(&sc);
     if (t->flags & CIO__T_JOINED)
         return rc;
-    /* The wait was cut short: the task goes down with it. */
-    cio_task_cancel(t);
-    cio__join_quiet(t);
+    cancel_and_reap(t);
     return ex == -ETIMEDOUT ? -ETIMEDOUT : -ECANCELED;
 }
 
