@@ -1,4 +1,5 @@
 /* The runner behind tests/test.h. */
+#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,6 +58,18 @@ void cio_test_reports_clear(void)
     reports[0] = '\0';
 }
 
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
 static int body(void *arg)
 {
     const test_case *tc = arg;
@@ -71,8 +84,10 @@ static int run_one(const test_case *tc)
     cio_config_init(&cfg);
     cfg.clock = tc->clock;
     long before = cio__alloc_live();
+    int fds = open_fds();
     int rc = cio_run_config(&cfg, body, (void *)tc);
     long leaked = cio__alloc_live() - before;
+    int fd_leaked = open_fds() - fds;
     if (rc != 0) {
         fprintf(stderr, "  %s returned %d (%s)\n", tc->name, rc,
                 cio_err_name(rc));
@@ -81,6 +96,11 @@ static int run_one(const test_case *tc)
     if (leaked != 0) {
         fprintf(stderr, "  %s leaked %ld cio allocation(s)\n", tc->name,
                 leaked);
+        return 1;
+    }
+    if (fd_leaked != 0) {
+        fprintf(stderr, "  %s leaked %d file descriptor(s)\n", tc->name,
+                fd_leaked);
         return 1;
     }
     return 0;
