@@ -7,15 +7,15 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 
 ifeq ($(SAN),1)
-BUILD := $(BUILD)-san
+override BUILD := $(BUILD)-san
 CMAKE_FLAGS += -DCIO_SANITIZE=ON
 endif
 ifeq ($(TSAN),1)
-BUILD := $(BUILD)-tsan
+override BUILD := $(BUILD)-tsan
 CMAKE_FLAGS += -DCIO_TSAN=ON
 endif
 ifeq ($(UCONTEXT),1)
-BUILD := $(BUILD)-ucontext
+override BUILD := $(BUILD)-ucontext
 CMAKE_FLAGS += -DCIO_UCONTEXT=ON
 endif
 ifneq ($(origin CC),default)

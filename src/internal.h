@@ -173,6 +173,8 @@ enum cio__wait_kind {
 const char *cio__wait_kind_name(int kind);
 
 #define CIO__PARK_UNINTERRUPTIBLE 1u
+/* Private scope flag: the scope's cancellation reached the code in it. */
+#define CIO__SCOPE_DELIVERED 0x100u
 
 /* task flags */
 #define CIO__T_HANDLE 0x01u    /* a caller holds a handle */
@@ -322,6 +324,8 @@ enum cio__op_kind {
     CIO__OP_SEND,
     CIO__OP_ACCEPT,
     CIO__OP_CONNECT,
+    CIO__OP_READ,  /* read(2)/write(2) at the current position: pipes */
+    CIO__OP_WRITE,
     CIO__OP_COUNT,
 };
 typedef struct cio__op {
@@ -372,6 +376,13 @@ void cio__op_complete(cio__op *op, int result);
 /* Run `op` to completion on the backend if it can, else return -ENOTSUP.
  * A checkpoint first. Suspends. */
 ssize_t cio__op_run(cio__op *op);
+/* read(2) / write(2) on a non-blocking fd that is not a socket (a pipe),
+ * waiting as needed; write never raises SIGPIPE (-EPIPE instead).
+ * Suspend. */
+ssize_t cio__read(int fd, void *buf, size_t n);
+ssize_t cio__write(int fd, const void *buf, size_t n);
+/* write(2) without waiting and without SIGPIPE: count, -EAGAIN, -errno. */
+ssize_t cio__write_now(int fd, const void *buf, size_t n);
 
 /* Park the running task until `fd` is ready for `events`: returns the
  * ready events, -EBADF if the fd was closed under it, -ECANCELED,
@@ -446,6 +457,7 @@ struct cio_loop {
     sigset_t caught;
     sigset_t old_mask;
     bool owns_default_signals;
+    bool sig_inited;
     unsigned long sig_pending[CIO__NSIG];
     cio__waitq sig_waiters[CIO__NSIG];
     int signalled;

@@ -318,6 +318,8 @@ static int sigchild(const char *mode, int nsig, char *out, size_t size)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         execl(CIO_SIGCHILD, "sigchild", mode, (char *)NULL);
         _exit(127);
     }

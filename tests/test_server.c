@@ -1,5 +1,7 @@
 /* Sockets and servers on loopback: echo, limits, graceful close, errors. */
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -318,5 +320,115 @@ TEST_REALTIME(server_accept_backs_off_on_emfile)
     ASSERT_EQ(1, served);
     cio_close(c);
     ASSERT_OK(cio_server_close(srv, CIO_SEC));
+    return 0;
+}
+
+/* A listener that never accepts, with its queue full: the kernel drops
+ * further SYNs, so a connect hangs until its deadline. */
+TEST(server_connect_times_out)
+{
+    cio_addr a;
+    ASSERT_OK(cio_addr_ip(&a, "127.0.0.1", 0));
+    int lfd;
+    ASSERT_OK(cio_listen(&lfd, &a, 1, 0));
+    socklen_t len = sizeof a.u;
+    ASSERT_EQ(0, getsockname(lfd, &a.u.sa, &len));
+    int fill[4], nfill = 0, rc = 0;
+    cio_scope sc;
+    /* Fill the accept queue; a connect that does not complete at once
+     * shows the queue is full. */
+    while (nfill < 4) {
+        ASSERT_OK(cio_socket(&fill[nfill], AF_INET, SOCK_STREAM, 0));
+        ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(3 * CIO_SEC), 0));
+        rc = cio_connect(fill[nfill++], &a);
+        int ex = cio_scope_exit(&sc);
+        if (rc < 0) {
+            ASSERT_EQ(-ECANCELED, rc);
+            ASSERT_EQ(-ETIMEDOUT, ex);
+            break;
+        }
+    }
+    ASSERT_EQ(-ECANCELED, rc);
+    for (int i = 0; i < nfill; i++)
+        cio_close(fill[i]);
+    cio_close(lfd);
+    return 0;
+}
+
+static int recv_one(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    return (int)cio_recv(fd, &c, 1, 0);
+}
+
+/* A cancelled receive is stopped in the kernel: data sent afterwards is
+ * still there for the next receive, whole. */
+TEST(server_cancelled_recv_loses_no_data)
+{
+    int sv[2];
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv));
+    cio_task *t;
+    ASSERT_OK(cio_spawn(&t, recv_one, &sv[0]));
+    ASSERT_OK(cio_wait_all_blocked());
+    ASSERT_OK(cio_task_cancel(t));
+    ASSERT_EQ(-ECANCELED, cio_task_join(t));
+    cio_task_free(t);
+    ASSERT_EQ(3, write(sv[1], "xyz", 3));
+    char buf[8];
+    ASSERT_EQ(3, cio_recv(sv[0], buf, sizeof buf, 0));
+    ASSERT_TRUE(memcmp(buf, "xyz", 3) == 0);
+    cio_close(sv[0]);
+    cio_close(sv[1]);
+    return 0;
+}
+
+/* A server process shut down by SIGINT while a client is connected: the
+ * client is served until the signal, then the connection ends within the
+ * grace period and the process exits through main's cleanup. */
+TEST_REALTIME(server_sigint_graceful_shutdown_with_open_connection)
+{
+    int out[2];
+    ASSERT_EQ(0, pipe(out));
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        execl(CIO_SIGCHILD, "sigchild", "server", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    cio_stream *child;
+    ASSERT_OK(cio_stream_open(&child, out[0], NULL));
+    char line[64];
+    ssize_t n = cio_stream_readline(child, line, sizeof line - 1);
+    ASSERT_EQ(true, n > 5);
+    line[n] = '\0';
+    int port = atoi(line + 5); /* "port N" */
+    ASSERT_TRUE(port > 0);
+    cio_stream *c;
+    ASSERT_OK(cio_open_connection(&c, "127.0.0.1", port, NULL));
+    ASSERT_OK(cio_stream_write(c, "hi\n", 3));
+    ASSERT_EQ(3, cio_stream_readline(c, line, sizeof line));
+    ASSERT_EQ(0, kill(pid, SIGINT));
+    /* The server ends the connection within its 200 ms grace. */
+    int64_t t0 = cio_now();
+    ASSERT_EQ(0, cio_stream_read(c, line, sizeof line));
+    ASSERT_TRUE(cio_now() - t0 < 2 * CIO_SEC);
+    ASSERT_OK(cio_stream_close(c));
+    n = cio_stream_readline(child, line, sizeof line - 1);
+    ASSERT_TRUE(n > 0);
+    line[n] = '\0';
+    ASSERT_TRUE(strstr(line, "closed") != NULL);
+    ASSERT_OK(cio_stream_close(child));
+    int status;
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(6, WEXITSTATUS(status));
     return 0;
 }

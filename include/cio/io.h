@@ -198,8 +198,10 @@ int cio_stream_drain(cio_stream *s);
 int cio_stream_flush(cio_stream *s);
 /* Bytes queued and not yet sent. */
 size_t cio_stream_write_pending(const cio_stream *s);
-/* Flush, then shut the sending side (the peer reads end of stream).
- * Reading still works. 0 or an error as flush. Suspends. */
+/* Flush, then shut the sending side of a socket (the peer reads end of
+ * stream); reading still works. A pipe has no half-close: its stream is
+ * flushed and refuses further writes; close it to end it. 0 or an error
+ * as flush. Suspends. */
 int cio_stream_write_eof(cio_stream *s);
 
 /* Flush what is queued (under the caller's deadlines), close the fd and

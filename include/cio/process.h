@@ -62,7 +62,7 @@ typedef struct cio_process_opts {
 } cio_process_opts;
 
 /* Start `file` with the arguments `argv` (NULL-terminated; argv[0] is
- * the program's name as it sees it), like posix_spawnp(3): a `file`
+ * the program's name as it sees it), like execvp(3): a `file`
  * without a '/' is looked up in the PATH of the calling process. `opts`
  * NULL means every stream inherited. The caller owns `*out` and releases
  * it with cio_process_free.
@@ -92,11 +92,11 @@ cio_stream *cio_process_stderr(const cio_process *p);
 /* Wait until the child exits, reap it and store its wait status in
  * `*status` (if non-NULL). Returns 0; -ECANCELED if the task was
  * cancelled: the child was then ended and reaped (see the top of this
- * header) and `*status` tells how it ended; -ECHILD if the child was reaped behind cio's back (SIGCHLD
- * ignored, or waitpid(-1) elsewhere). Once the child is reaped, every
- * later call returns 0 and the same status at once (after a checkpoint).
- * Several tasks may wait for one child. -EINVAL for NULL; CIO_ENOTASK.
- * Suspends. */
+ * header) and `*status` tells how it ended; -ECHILD if the child was
+ * reaped behind cio's back (SIGCHLD ignored, or waitpid(-1) elsewhere).
+ * Once the child is reaped, later calls return 0 and the same status at
+ * once (after a checkpoint). Several tasks may wait for one child.
+ * -EINVAL for NULL; CIO_ENOTASK. Suspends. */
 int cio_process_wait(cio_process *p, int *status);
 
 /* Without waiting: if the child has exited, reap it, store its wait

@@ -92,10 +92,11 @@ int cio_cond_notify_all(cio_cond *c);
 typedef struct cio_sem {
     cio__waitq cio__waiters;
     long cio__value;
-    long cio__max; /* bounded: the initial value; 0: unbounded */
+    long cio__max; /* bounded: the initial value (-1: bounded at 0);
+                    * 0: unbounded */
 } cio_sem;
 #define CIO_SEM_INIT(n) {{0, 0}, (n), 0}
-#define CIO_BSEM_INIT(n) {{0, 0}, (n), (n)}
+#define CIO_BSEM_INIT(n) {{0, 0}, (n), (n) > 0 ? (n) : -1}
 
 #define CIO_SEM_BOUNDED 1u
 /* Initialise with `value` permits; with CIO_SEM_BOUNDED, releasing beyond

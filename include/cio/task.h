@@ -152,13 +152,15 @@ typedef struct cio_scope {
 int cio_scope_enter(cio_scope *sc, int64_t deadline, unsigned flags);
 
 /* Close `sc`, which must be the innermost open scope of the running task.
- * Returns -ETIMEDOUT if this scope's deadline expired and it is the
- * outermost scope whose cancellation reached the code inside (an enclosing
- * scope that expired at the same instant or earlier takes precedence and
- * this one passes -ECANCELED through); -ECANCELED if the code inside was
- * cancelled otherwise (cio_scope_cancel, or from outside); 0 if not
- * cancelled. -EINVAL if `sc` is not the innermost open scope (nothing is
- * closed then). Does not suspend. */
+ * Returns -ETIMEDOUT if this scope's deadline expired and that
+ * cancellation reached the code inside (a call in it returned -ECANCELED
+ * because of it); an enclosing scope that is cancelled too takes
+ * precedence (as in Trio and asyncio), and this one passes -ECANCELED
+ * through. -ECANCELED if this scope was cancelled with cio_scope_cancel
+ * and the code saw it, or if the task is cancelled from outside. 0 if the
+ * code inside was not cancelled, also when the deadline passed after its
+ * last suspension (as asyncio.timeout). -EINVAL if `sc` is not the
+ * innermost open scope (nothing is closed then). Does not suspend. */
 int cio_scope_exit(cio_scope *sc);
 
 /* Cancel everything inside `sc` now, including children of groups opened
@@ -166,7 +168,8 @@ int cio_scope_exit(cio_scope *sc);
 int cio_scope_cancel(cio_scope *sc);
 
 /* Move the deadline of an open scope (asyncio Timeout.reschedule()).
- * 0; -EINVAL for NULL or a negative deadline. Does not suspend. */
+ * 0; -EALREADY if the deadline has already passed (the scope stays
+ * expired); -EINVAL for NULL or a negative deadline. Does not suspend. */
 int cio_scope_set_deadline(cio_scope *sc, int64_t deadline);
 
 /* ---- Groups (asyncio.TaskGroup, Trio nursery) ------------------------------ */

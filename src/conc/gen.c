@@ -1,5 +1,10 @@
 /* Generators: a producer task hands values to one consumer, one at a time
- * (a rendezvous), like an async generator driven by `async for`. */
+ * (a rendezvous), like an async generator driven by `async for`.
+ *
+ * The producer starts at once and runs to its first yield. From then on a
+ * yield returns only when the consumer has taken the value and asked for
+ * the next one (or closed), so the producer never works ahead of demand:
+ * an async generator's body also resumes only on the next __anext__(). */
 #include "internal.h"
 
 struct cio_gen {
@@ -8,6 +13,7 @@ struct cio_gen {
     void *arg;
     void *value;
     bool has_value;
+    bool asked;    /* the consumer waits for a value not yet yielded */
     bool closed;   /* the consumer stopped */
     bool finished; /* the producer returned */
     bool error_given;
@@ -58,13 +64,18 @@ int cio_gen_yield(cio_gen *g, void *value)
         return rc;
     g->value = value;
     g->has_value = true;
+    g->asked = false;
     cio__waitq_grant(&g->consumer, NULL);
-    /* Wait until the consumer took it (or left). */
-    while (g->has_value && !g->closed) {
+    /* Wait until the consumer took it and asks for more (or left). */
+    while ((g->has_value || !g->asked) && !g->closed) {
         cio__waiter w = {0};
         rc = cio__park_q(t, &g->producer, &w, CIO__W_GEN, g, CIO_NEVER, 0);
-        if (rc < 0)
-            return g->closed ? -EPIPE : rc;
+        if (rc < 0 && !g->closed) {
+            /* A yield that fails hands nothing over: take back a value
+             * the consumer has not taken yet. */
+            g->has_value = false;
+            return rc;
+        }
     }
     return g->closed ? -EPIPE : 0;
 }
@@ -79,9 +90,9 @@ int cio_gen_next(cio_gen *g, void **value)
         return rc;
     for (;;) {
         if (g->has_value) {
+            /* The producer stays in its yield until the next request. */
             *value = g->value;
             g->has_value = false;
-            cio__waitq_grant(&g->producer, NULL);
             return 0;
         }
         if (g->finished || g->closed) {
@@ -92,6 +103,10 @@ int cio_gen_next(cio_gen *g, void **value)
                 return res;
             }
             return CIO_EOF;
+        }
+        if (!g->asked) {
+            g->asked = true;
+            cio__waitq_grant(&g->producer, NULL);
         }
         cio__waiter w = {0};
         rc = cio__park_q(t, &g->consumer, &w, CIO__W_GEN, g, CIO_NEVER, 0);
@@ -104,8 +119,11 @@ int cio_gen_close(cio_gen *g)
 {
     if (g == NULL)
         return -EINVAL;
-    if (cio__self() == NULL)
+    cio_task *self = cio__self();
+    if (self == NULL)
         return CIO_ENOTASK;
+    if (self == g->task)
+        return -EINVAL; /* the producer would wait for itself */
     if (!g->closed) {
         g->closed = true;
         g->has_value = false;

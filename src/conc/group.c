@@ -282,8 +282,7 @@ int cio_group_join(cio_group *g)
     if (g->first_error)
         g->join_rc = g->first_error;
     else
-        g->join_rc = cio__scope_chain_cancelled(g->scope.cio__parent,
-                                                t->loop->now);
+        g->join_rc = cio__cancelled(t); /* the caller's code sees it */
     return g->join_rc;
 }
 

@@ -29,9 +29,27 @@ int cio__scope_chain_cancelled(const cio_scope *s, int64_t now)
     return 0;
 }
 
+/* The task's code sees a cancellation: mark the cancelled scopes around
+ * it (up to a shield), so that the one that reports it says -ETIMEDOUT /
+ * -ECANCELED at its exit. A scope whose cancellation nobody saw exits with
+ * 0, as asyncio.timeout and Trio's scopes do. */
+static void mark_delivered(cio_scope *from, int64_t now)
+{
+    for (cio_scope *s = from; s; s = s->cio__parent) {
+        if (s->cio__cancelled_at != CIO_NEVER || s->cio__deadline <= now)
+            s->cio__flags |= CIO__SCOPE_DELIVERED;
+        if (s->cio__flags & CIO_SCOPE_SHIELD)
+            break;
+    }
+}
+
 int cio__cancelled(const cio_task *t)
 {
-    return cio__scope_chain_cancelled(t->scope, t->loop->now);
+    int64_t now = t->loop->now;
+    if (CIO__LIKELY(cio__scope_chain_cancelled(t->scope, now) == 0))
+        return 0;
+    mark_delivered(t->scope, now);
+    return -ECANCELED;
 }
 
 void cio__cancel_refresh(cio_task *t)
@@ -46,6 +64,7 @@ int cio_scope_enter(cio_scope *sc, int64_t deadline, unsigned flags)
     CIO__SELF_OR_RETURN(t);
     if (sc == NULL || deadline < 0 || (flags & ~CIO_SCOPE_SHIELD))
         return -EINVAL;
+    cio__loop_update_now(t->loop);
     sc->cio__parent = t->scope;
     sc->cio__owner = t;
     sc->cio__deadline = deadline;
@@ -79,10 +98,15 @@ int cio_scope_exit(cio_scope *sc)
     cio_loop *l = t->loop;
     int64_t own = trigger_time(sc, l->now);
     int64_t outer = outer_trigger(sc, l->now);
+    bool delivered = sc->cio__flags & CIO__SCOPE_DELIVERED;
     int rc = 0;
-    if (outer != CIO_NEVER && outer <= own)
-        rc = -ECANCELED; /* an enclosing scope takes precedence */
-    else if (own != CIO_NEVER)
+    if (outer != CIO_NEVER) {
+        /* An enclosing scope is cancelled too: it takes precedence (as in
+         * Trio and asyncio) and the cancellation passes through. */
+        rc = -ECANCELED;
+        if (delivered)
+            mark_delivered(sc->cio__parent, l->now);
+    } else if (own != CIO_NEVER && delivered)
         rc = (sc->cio__deadline <= l->now &&
               sc->cio__deadline <= sc->cio__cancelled_at)
                  ? -ETIMEDOUT
@@ -108,6 +132,12 @@ int cio_scope_set_deadline(cio_scope *sc, int64_t deadline)
 {
     if (sc == NULL || sc->cio__owner == NULL || deadline < 0)
         return -EINVAL;
+    cio_loop *l = sc->cio__owner->loop;
+    cio__loop_update_now(l);
+    /* An expired scope stays expired (rule 1): code inside already saw
+     * the cancellation. */
+    if (sc->cio__deadline <= l->now)
+        return -EALREADY;
     sc->cio__deadline = deadline;
     cio__cancel_refresh(sc->cio__owner);
     return 0;

@@ -74,6 +74,10 @@ static int ur_init(cio_loop *l, cio__backend **out)
             io_uring_opcode_supported(probe, IORING_OP_ACCEPT);
         b->has_op[CIO__OP_CONNECT] =
             io_uring_opcode_supported(probe, IORING_OP_CONNECT);
+        b->has_op[CIO__OP_READ] =
+            io_uring_opcode_supported(probe, IORING_OP_READ);
+        b->has_op[CIO__OP_WRITE] =
+            io_uring_opcode_supported(probe, IORING_OP_WRITE);
         bool poll = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
                     io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE);
         io_uring_free_probe(probe);
@@ -255,8 +259,9 @@ static void watch_done(cio__backend *b, slot *s, int res)
 static cio__op **op_place(cio__backend *b, const cio__op *op)
 {
     fdrec *r = &b->fds[op->fd];
-    return op->kind == CIO__OP_RECV || op->kind == CIO__OP_ACCEPT ? &r->rop
-                                                                  : &r->wop;
+    bool in = op->kind == CIO__OP_RECV || op->kind == CIO__OP_ACCEPT ||
+              op->kind == CIO__OP_READ;
+    return in ? &r->rop : &r->wop;
 }
 
 static int ur_submit(cio__backend *b, cio__op *op)
@@ -284,6 +289,14 @@ static int ur_submit(cio__backend *b, cio__op *op)
         io_uring_prep_accept(sqe, op->fd, op->addr,
                              op->addr ? &op->addrlen : NULL,
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+    case CIO__OP_READ:
+        io_uring_prep_read(sqe, op->fd, op->buf, (unsigned)op->len,
+                           (uint64_t)-1);
+        break;
+    case CIO__OP_WRITE:
+        io_uring_prep_write(sqe, op->fd, op->buf, (unsigned)op->len,
+                            (uint64_t)-1);
         break;
     default:
         io_uring_prep_connect(sqe, op->fd, op->addr, op->addrlen);

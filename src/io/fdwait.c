@@ -1,5 +1,8 @@
 /* Waiting on any fd: the primitive under sockets and streams, and the
  * hook for libraries that do their own I/O. */
+#include <signal.h>
+#include <unistd.h>
+
 #include "internal.h"
 
 static void task_ready(cio__fdw *w, unsigned events)
@@ -103,4 +106,66 @@ ssize_t cio__op_run(cio__op *op)
     t->unlink_try = op_unlink;
     cio__park(t, CIO__W_FD, op, CIO_NEVER, 0);
     return op->result;
+}
+
+/* ---- pipes and other non-socket fds ------------------------------------------- */
+
+static ssize_t again_or_errno(void)
+{
+    return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+               ? -EAGAIN
+               : -errno;
+}
+
+typedef struct rw {
+    void *buf;
+    size_t n;
+} rw;
+
+static ssize_t try_read(int fd, void *p)
+{
+    rw *x = p;
+    ssize_t n = read(fd, x->buf, x->n);
+    return n >= 0 ? n : again_or_errno();
+}
+
+ssize_t cio__write_now(int fd, const void *buf, size_t n)
+{
+    ssize_t k = write(fd, buf, n);
+    if (k >= 0)
+        return k;
+    ssize_t rc = again_or_errno();
+    if (rc == -EPIPE) {
+        /* The loop thread blocks SIGPIPE; take the one this write raised
+         * so that it is not delivered later. */
+        sigset_t pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+            ;
+    }
+    return rc;
+}
+
+static ssize_t try_write(int fd, void *p)
+{
+    rw *x = p;
+    return cio__write_now(fd, x->buf, x->n);
+}
+
+ssize_t cio__read(int fd, void *buf, size_t n)
+{
+    cio__op op = {.kind = CIO__OP_READ, .fd = fd, .buf = buf, .len = n};
+    ssize_t rc = cio__op_run(&op);
+    if (rc != -ENOTSUP)
+        return rc;
+    rw x = {buf, n};
+    return cio__io(fd, CIO_READABLE, try_read, &x);
+}
+
+ssize_t cio__write(int fd, const void *buf, size_t n)
+{
+    rw x = {(void *)buf, n};
+    return cio__io(fd, CIO_WRITABLE, try_write, &x);
 }

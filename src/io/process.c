@@ -1,11 +1,13 @@
-/* Child processes: posix_spawn, socket-pair pipes wrapped in streams, and
+/* Child processes: vfork + exec, socket-pair pipes wrapped in streams, and
  * waiting for exit on a pidfd.
  *
- * posix_spawn (glibc and musl both build it on a CLONE_VFORK child and a
- * close-on-exec pipe) reports a failed exec as its own result and reaps
- * the failed child, and its attributes reset the signal mask and
- * dispositions in the child before exec, where a fork-free child cannot
- * safely run code of ours.
+ * Spawning is vfork + exec, as Python's subprocess does it: the child
+ * shares the parent's memory until exec, so it starts with every signal
+ * blocked (no handler of the parent's may run in it) and makes only
+ * system calls. A failed exec (or dup2, chdir) sends its errno back
+ * through a close-on-exec pipe, which simply closes when exec succeeds;
+ * that also works where vfork is emulated by fork (valgrind), unlike
+ * posix_spawn's shared-memory report.
  *
  * Waiting: a pidfd (pidfd_open(2), Linux 5.3) becomes readable when the
  * child exits; each wait opens its own, so that any number of tasks can
@@ -15,7 +17,6 @@
  * never signalled once it is reaped (it may have been reused). */
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -239,9 +240,8 @@ void cio_process_free(cio_process *p)
 
 /* ---- spawn --------------------------------------------------------------- */
 
-#if defined(__GLIBC__) && \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-#define HAVE_CLOSEFROM 1
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1u << 2)
 #endif
 
 /* Move `fd` above 2, so that the child's dup2 onto 0-2 cannot overwrite
@@ -317,61 +317,93 @@ static int open_stdio(cio_process *p, const cio_process_opts *o,
     return 0;
 }
 
-static int set_actions(posix_spawn_file_actions_t *fa, const int child[3],
-                       const cio_process_opts *o)
+/* What the child does between vfork and exec, prepared by the parent. */
+typedef struct plan {
+    const char *file;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int child[3]; /* dup2'ed onto 0, 1, 2; -1: inherit */
+    bool err_to_out;
+    int errfd; /* write end of the error pipe */
+} plan;
+
+static _Noreturn void child_fail(int errfd, int err)
 {
-    int rc = 0;
-    for (int i = 0; i < 3 && rc == 0; i++)
-        if (child[i] >= 0)
-            rc = posix_spawn_file_actions_adddup2(fa, child[i], i);
-    if (rc == 0 && o && o->stderr_mode == CIO_PROC_STDOUT)
-        rc = posix_spawn_file_actions_adddup2(fa, 1, 2);
-    if (rc == 0 && o && o->cwd)
-        rc = posix_spawn_file_actions_addchdir_np(fa, o->cwd);
-#ifdef HAVE_CLOSEFROM
-    if (rc == 0)
-        rc = posix_spawn_file_actions_addclosefrom_np(fa, 3);
-#endif
-    return -rc;
+    while (write(errfd, &err, sizeof err) == -1 && errno == EINTR)
+        ;
+    _exit(127);
 }
 
-/* An empty signal mask, and every signal at its default action (SIGPIPE
- * ignored by a server would otherwise stay ignored across exec). */
-static int set_attrs(posix_spawnattr_t *a)
+/* Every signal to its default action: handlers end at exec anyway, but
+ * ignored signals (SIGPIPE, in a server) would stay ignored. */
+static void child_reset_signals(void)
 {
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    int rc = posix_spawnattr_setsigmask(a, &none);
-    if (rc == 0)
-        rc = posix_spawnattr_setsigdefault(a, &all);
-    if (rc == 0)
-        rc = posix_spawnattr_setflags(
-            a, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    return -rc;
-}
-
-static int do_spawn(cio_process *p, const char *file, char *const argv[],
-                    const cio_process_opts *o, const int child[3])
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    int rc = posix_spawn_file_actions_init(&fa);
-    if (rc != 0)
-        return -rc;
-    rc = posix_spawnattr_init(&at);
-    if (rc != 0) {
-        posix_spawn_file_actions_destroy(&fa);
-        return -rc;
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction cur;
+        if (sigaction(sig, NULL, &cur) == 0 && cur.sa_handler != SIG_DFL)
+            sigaction(sig, &dfl, NULL);
     }
-    rc = set_actions(&fa, child, o);
+}
+
+static _Noreturn void child_exec(const plan *pl)
+{
+    child_reset_signals();
+    for (int i = 0; i < 3; i++)
+        if (pl->child[i] >= 0 && dup2(pl->child[i], i) == -1)
+            child_fail(pl->errfd, errno);
+    if (pl->err_to_out && dup2(1, 2) == -1)
+        child_fail(pl->errfd, errno);
+    if (pl->cwd && chdir(pl->cwd) == -1)
+        child_fail(pl->errfd, errno);
+#ifdef SYS_close_range
+    /* Descriptors the program left inheritable end at exec too (Linux
+     * 5.11; without it, only cio's own are sure to be close-on-exec). */
+    syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+#endif
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execvpe(pl->file, pl->argv, pl->envp);
+    child_fail(pl->errfd, errno);
+}
+
+/* 0 once the child has exec'd (the pipe closed), or its -errno. */
+static int read_child_error(int fd)
+{
+    int err;
+    ssize_t n;
+    do
+        n = read(fd, &err, sizeof err);
+    while (n == -1 && errno == EINTR);
+    if (n == -1)
+        return -errno;
+    return n == (ssize_t)sizeof err ? -err : 0;
+}
+
+static int do_spawn(cio_process *p, plan *pl)
+{
+    int ep[2];
+    if (pipe2(ep, O_CLOEXEC) == -1)
+        return -errno;
+    pl->errfd = ep[1];
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = vfork();
+    if (pid == 0)
+        child_exec(pl);
+    int err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(ep[1]);
+    int rc = pid == -1 ? -err : read_child_error(ep[0]);
+    close(ep[0]);
+    if (pid > 0 && rc < 0)
+        while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+            ;
     if (rc == 0)
-        rc = set_attrs(&at);
-    if (rc == 0)
-        rc = -posix_spawnp(&p->pid, file, &fa, &at, argv,
-                           o && o->env ? o->env : environ);
-    posix_spawnattr_destroy(&at);
-    posix_spawn_file_actions_destroy(&fa);
+        p->pid = pid;
     return rc;
 }
 
@@ -402,13 +434,17 @@ int cio_process_spawn(cio_process **out, const char *file,
         return -ENOMEM;
     p->kill_grace = opts && opts->kill_grace ? opts->kill_grace
                                              : DEFAULT_GRACE;
-    int child[3] = {-1, -1, -1};
-    rc = open_stdio(p, opts, child);
+    plan pl = {.file = file, .argv = argv,
+               .envp = opts && opts->env ? opts->env : environ,
+               .cwd = opts ? opts->cwd : NULL,
+               .child = {-1, -1, -1},
+               .err_to_out = opts && opts->stderr_mode == CIO_PROC_STDOUT};
+    rc = open_stdio(p, opts, pl.child);
     if (rc == 0)
-        rc = do_spawn(p, file, argv, opts, child);
+        rc = do_spawn(p, &pl);
     for (int i = 0; i < 3; i++)
-        if (child[i] >= 0)
-            close(child[i]);
+        if (pl.child[i] >= 0)
+            close(pl.child[i]);
     if (rc < 0) {
         close_streams(p);
         cio__free(p);

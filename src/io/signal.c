@@ -100,7 +100,14 @@ static int catch_signal(cio_loop *l, int signo)
 int cio__signals_init(cio_loop *l, bool handle_default)
 {
     sigemptyset(&l->caught);
-    pthread_sigmask(SIG_SETMASK, NULL, &l->old_mask);
+    /* SIGPIPE is blocked in the loop thread: a write to a closed pipe
+     * returns -EPIPE instead of killing the process (sockets use
+     * MSG_NOSIGNAL; pipe writes take the pending signal back). */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &l->old_mask);
+    l->sig_inited = true;
     if (!handle_default || atomic_exchange(&default_owner_taken, true))
         return 0;
     l->owns_default_signals = true;
@@ -122,8 +129,10 @@ void cio__signals_fini(cio_loop *l)
         l->bops->closing(l->backend, l->sfd);
         close(l->sfd);
         l->sfd = -1;
-        pthread_sigmask(SIG_SETMASK, &l->old_mask, NULL);
     }
+    if (l->sig_inited)
+        pthread_sigmask(SIG_SETMASK, &l->old_mask, NULL);
+    l->sig_inited = false;
     if (l->owns_default_signals) {
         l->owns_default_signals = false;
         atomic_store(&default_owner_taken, false);

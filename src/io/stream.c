@@ -9,7 +9,9 @@
  * A stream may be closed while another task is suspended in one of its
  * calls: the fd is closed (waking that task with -EBADF) and the memory is
  * freed when the last call in progress returns. */
+#include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 
 struct cio_stream {
     int fd;
+    bool sock; /* a socket (recv/send) or not (read/write: pipes, ttys) */
     size_t limit, high, low;
     int users;   /* calls in progress */
     bool closed; /* freed when users drops to 0 */
@@ -79,6 +82,13 @@ int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
         return -ENOMEM;
     }
     s->fd = fd;
+    struct stat st;
+    s->sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (!s->sock) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl != -1 && !(fl & O_NONBLOCK))
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    }
     s->limit = o && o->limit ? o->limit : DEFAULT_LIMIT;
     s->high = o && o->high_water ? o->high_water : DEFAULT_HIGH;
     s->low = o && o->low_water ? o->low_water : DEFAULT_LOW;
@@ -166,7 +176,8 @@ static ssize_t fill(cio_stream *s, size_t need)
     if (rc < 0)
         return rc;
     size_t end = s->rpos + s->rlen;
-    ssize_t n = cio_recv(s->fd, s->rbuf + end, s->rcap - end, 0);
+    ssize_t n = s->sock ? cio_recv(s->fd, s->rbuf + end, s->rcap - end, 0)
+                        : cio__read(s->fd, s->rbuf + end, s->rcap - end);
     if (s->closed)
         return -EBADF;
     if (n > 0)
@@ -182,7 +193,8 @@ static ssize_t do_read(cio_stream *s, void *buf, size_t n)
 {
     if (s->rlen == 0) {
         if (n >= DIRECT_READ && !s->eof && !s->rerr) {
-            ssize_t r = cio_recv(s->fd, buf, n, 0);
+            ssize_t r = s->sock ? cio_recv(s->fd, buf, n, 0)
+                                : cio__read(s->fd, buf, n);
             if (s->closed)
                 return -EBADF;
             if (r == 0)
@@ -359,17 +371,28 @@ static void wake_drainers(cio_stream *s, int result)
         cio__wake(w->task, result);
 }
 
+/* One non-blocking send or write: a count, -EAGAIN, or -errno. */
+static ssize_t send_now(cio_stream *s, const void *p, size_t n)
+{
+    if (!s->sock)
+        return cio__write_now(s->fd, p, n);
+    for (;;) {
+        ssize_t k = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k >= 0)
+            return k;
+        if (errno != EINTR)
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
 /* Send queued data until the socket is full. */
 static void send_queued(cio_stream *s)
 {
     while (s->wlen > 0) {
-        ssize_t n = send(s->fd, s->wbuf + s->wpos, s->wlen,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = send_now(s, s->wbuf + s->wpos, s->wlen);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                s->werr = -errno;
+            if (n != -EAGAIN)
+                s->werr = (int)n;
             break;
         }
         s->wpos += (size_t)n;
@@ -449,13 +472,11 @@ int cio_stream_write(cio_stream *s, const void *buf, size_t n)
     const char *p = buf;
     if (s->wlen == 0) {
         while (n > 0) {
-            ssize_t k = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t k = send_now(s, p, n);
             if (k < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                if (k == -EAGAIN)
                     break;
-                return s->werr = -errno;
+                return s->werr = (int)k;
             }
             p += k;
             n -= (size_t)k;
@@ -515,6 +536,10 @@ int cio_stream_write_eof(cio_stream *s)
     if (rc < 0)
         return rc;
     s->wshut = true;
+    if (!s->sock) {
+        /* A pipe ends by closing: keep the fd for reading if it is one. */
+        return 0;
+    }
     if (shutdown(s->fd, SHUT_WR) == -1)
         return -errno;
     return 0;
