@@ -90,8 +90,13 @@ struct cio__timer {
     size_t idx; /* 1-based heap slot; 0 = not armed */
     cio__timer_fn fire;
 };
+typedef struct cio__heap_ent {
+    int64_t when;
+    uint64_t seq;
+    cio__timer *t;
+} cio__heap_ent;
 typedef struct cio__heap {
-    cio__timer **v;
+    cio__heap_ent *v;
     size_t n, cap;
     uint64_t seq;
 } cio__heap;
@@ -99,7 +104,7 @@ int cio__heap_push(cio__heap *h, cio__timer *t);
 void cio__heap_remove(cio__heap *h, cio__timer *t);
 static inline cio__timer *cio__heap_top(const cio__heap *h)
 {
-    return h->n ? h->v[0] : NULL;
+    return h->n ? h->v[0].t : NULL;
 }
 void cio__heap_fini(cio__heap *h);
 
@@ -175,6 +180,8 @@ const char *cio__wait_kind_name(int kind);
 #define CIO__PARK_UNINTERRUPTIBLE 1u
 /* Private scope flag: the scope's cancellation reached the code in it. */
 #define CIO__SCOPE_DELIVERED 0x100u
+/* Private scope flag: counted in the loop's deadline_scopes. */
+#define CIO__SCOPE_TIMED 0x200u
 
 /* task flags */
 #define CIO__T_HANDLE 0x01u    /* a caller holds a handle */
@@ -210,6 +217,7 @@ struct cio_task {
     int wake_result;
     unsigned park_flags;
     int budget;
+    int timed_scopes; /* its open scopes with a deadline */
     /* What the task waits on, and how to take it off when interrupted. */
     int wait_kind;
     const void *wait_obj;
@@ -224,6 +232,7 @@ struct cio_task {
     uint64_t id;
     void *spawn_site;
     int64_t spawned_at;
+    int64_t run_start; /* debug: when it last started running */
 #ifdef CIO__TSAN
     void *tsan_fiber;
 #endif
@@ -438,6 +447,9 @@ struct cio_loop {
     cio_task *dead; /* finished task whose stack is still to release */
     uint64_t next_id;
     long external; /* wakeups promised from outside the loop */
+    unsigned steps_since_poll;
+    unsigned chain_left; /* direct task-to-task switches left this turn */
+    long deadline_scopes; /* open scopes with a deadline */
     int shutting_down;
     int deadlocked;
     cio_stats stats;
@@ -474,8 +486,11 @@ static inline cio_task *cio__self(void)
     return l ? l->current : NULL;
 }
 
-/* Switch from the running task to the loop. */
+/* Switch away from the running task (its state set by the caller): to
+ * the next runnable task, or to the loop. Returns when it runs again. */
 void cio__task_suspend(cio_task *t);
+/* First thing a new task does: finish the switch that started it. */
+void cio__task_started(cio_loop *l);
 /* Update l->now from the clock (no-op on the virtual clock). */
 void cio__loop_update_now(cio_loop *l);
 void cio__timer_arm(cio_loop *l, cio__timer *t, int64_t when);

@@ -71,6 +71,11 @@ int cio_scope_enter(cio_scope *sc, int64_t deadline, unsigned flags)
     sc->cio__cancelled_at = CIO_NEVER;
     sc->cio__flags = flags;
     t->scope = sc;
+    if (deadline != CIO_NEVER) {
+        sc->cio__flags |= CIO__SCOPE_TIMED;
+        t->loop->deadline_scopes++;
+        t->timed_scopes++;
+    }
     return 0;
 }
 
@@ -112,6 +117,10 @@ int cio_scope_exit(cio_scope *sc)
                  ? -ETIMEDOUT
                  : -ECANCELED;
     t->scope = sc->cio__parent;
+    if (sc->cio__flags & CIO__SCOPE_TIMED) {
+        l->deadline_scopes--;
+        t->timed_scopes--;
+    }
     return rc;
 }
 
@@ -139,6 +148,11 @@ int cio_scope_set_deadline(cio_scope *sc, int64_t deadline)
     if (sc->cio__deadline <= l->now)
         return -EALREADY;
     sc->cio__deadline = deadline;
+    if (deadline != CIO_NEVER && !(sc->cio__flags & CIO__SCOPE_TIMED)) {
+        sc->cio__flags |= CIO__SCOPE_TIMED;
+        l->deadline_scopes++;
+        sc->cio__owner->timed_scopes++;
+    }
     cio__cancel_refresh(sc->cio__owner);
     return 0;
 }

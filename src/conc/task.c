@@ -144,6 +144,8 @@ static _Noreturn void task_exit(cio_task *t, int rc)
         cio__report("task %s returned with cancel scopes still open",
                     task_name(t));
     t->scope = &t->root;
+    l->deadline_scopes -= t->timed_scopes;
+    t->timed_scopes = 0;
     if (t->held)
         cio__mutex_break_all(t);
     t->result = rc;
@@ -167,6 +169,7 @@ static void task_entry(void)
 #ifdef CIO__ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
+    cio__task_started(cio__loop);
     cio_task *t = cio__loop->current;
     task_exit(t, t->fn(t->arg));
 }
@@ -179,7 +182,7 @@ static int reserve_timers(cio_loop *l)
     size_t cap = l->timers.cap ? l->timers.cap : 64;
     while (cap < need)
         cap *= 2;
-    cio__timer **v = cio__realloc(l->timers.v, cap * sizeof *v);
+    cio__heap_ent *v = cio__realloc(l->timers.v, cap * sizeof *v);
     if (v == NULL)
         return -ENOMEM;
     l->timers.v = v;

@@ -67,7 +67,36 @@ void cio__timer_disarm(cio_loop *l, cio__timer *t)
     cio__heap_remove(&l->timers, t);
 }
 
-/* ---- switching --------------------------------------------------------------- */
+/* ---- switching ---------------------------------------------------------------
+ *
+ * A task that suspends hands the CPU straight to the next runnable task
+ * (one context switch instead of two through the loop) for up to
+ * CHAIN_STEPS steps; then, or when nothing is runnable, it switches to the
+ * loop, which polls for I/O and fires timers. The switch that leaves a
+ * finished task for good cannot free the stack it runs on: the next
+ * context to run does, in after_switch(). */
+
+#define CHAIN_STEPS 61
+
+static void after_switch(cio_loop *l)
+{
+    cio_task *dead = l->dead;
+    if (dead) {
+        l->dead = NULL;
+        cio__task_release_stack(dead);
+    }
+}
+
+/* Make `t` the running task (the caller then switches to it). */
+static inline void enter_task(cio_loop *l, cio_task *t)
+{
+    l->current = t;
+    t->state = CIO__RUNNING;
+    l->stats.switches++;
+    l->steps_since_poll++;
+    if (CIO__UNLIKELY(l->debug))
+        t->run_start = mono_now();
+}
 
 static void switch_into(cio_loop *l, cio_task *t)
 {
@@ -84,21 +113,72 @@ static void switch_into(cio_loop *l, cio_task *t)
 #endif
 }
 
+void cio__task_started(cio_loop *l)
+{
+    after_switch(l);
+}
+
+static cio_task *runq_pop(cio_loop *l);
+
+/* Checks done each time a task stops running. */
+static void leave_task(cio_loop *l, cio_task *t)
+{
+    if (CIO__UNLIKELY(!cio__stack_canary_ok(&t->stack))) {
+        cio__report("stack overflow in task %s (stack %zu bytes)", t->name,
+                    t->stack.size);
+        abort();
+    }
+    if (CIO__UNLIKELY(l->debug)) {
+        int64_t took = mono_now() - t->run_start;
+        if (took > l->slow_step)
+            cio__report("slow step: task %s ran %.3f ms without suspending",
+                        t->name, (double)took / CIO_MSEC);
+    }
+}
+
 void cio__task_suspend(cio_task *t)
 {
     cio_loop *l = t->loop;
+    leave_task(l, t);
+    cio_task *next = NULL;
+    if (l->chain_left > 0 && l->runq_head) {
+        l->chain_left--;
+        next = runq_pop(l);
+        if (next == t) {
+            /* It yielded and nothing else is runnable: go on. */
+            enter_task(l, t);
+            return;
+        }
+    }
+    bool dying = t->state == CIO__DONE;
+    if (dying)
+        l->dead = t;
+    void *to_lo = l->thread_stack_lo;
+    size_t to_size = l->thread_stack_size;
+    cio__ctx *to = &l->ctx;
+    if (next) {
+        enter_task(l, next);
+        to_lo = next->stack.lo;
+        to_size = next->stack.size;
+        to = &next->ctx;
+    } else {
+        l->current = NULL;
+    }
 #ifdef CIO__ASAN
     void *fake = NULL;
-    __sanitizer_start_switch_fiber(t->state == CIO__DONE ? NULL : &fake,
-                                   l->thread_stack_lo, l->thread_stack_size);
+    __sanitizer_start_switch_fiber(dying ? NULL : &fake, to_lo, to_size);
+#else
+    (void)to_lo;
+    (void)to_size;
 #endif
 #ifdef CIO__TSAN
-    __tsan_switch_to_fiber(l->tsan_fiber, 0);
+    __tsan_switch_to_fiber(next ? next->tsan_fiber : l->tsan_fiber, 0);
 #endif
-    cio__ctx_switch(&t->ctx, &l->ctx);
+    cio__ctx_switch(&t->ctx, to);
 #ifdef CIO__ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
+    after_switch(l);
 }
 
 void cio__schedule(cio_task *t)
@@ -124,29 +204,14 @@ static cio_task *runq_pop(cio_loop *l)
     return t;
 }
 
+/* Run `t` and whatever it hands the CPU to, until one switches back. */
 static void run_task(cio_loop *l, cio_task *t)
 {
-    int64_t start = 0;
-    if (CIO__UNLIKELY(l->debug))
-        start = mono_now();
-    l->current = t;
-    t->state = CIO__RUNNING;
-    l->stats.switches++;
+    l->chain_left = CHAIN_STEPS;
+    enter_task(l, t);
     switch_into(l, t);
     l->current = NULL;
-    if (CIO__UNLIKELY(!cio__stack_canary_ok(&t->stack))) {
-        cio__report("stack overflow in task %s (stack %zu bytes)", t->name,
-                    t->stack.size);
-        abort();
-    }
-    if (CIO__UNLIKELY(l->debug)) {
-        int64_t took = mono_now() - start;
-        if (took > l->slow_step)
-            cio__report("slow step: task %s ran %.3f ms without suspending",
-                        t->name, (double)took / CIO_MSEC);
-    }
-    if (t->state == CIO__DONE)
-        cio__task_release_stack(t);
+    after_switch(l);
 }
 
 /* ---- shutdown and deadlock ----------------------------------------------------- */
@@ -229,23 +294,27 @@ static int64_t poll_timeout(cio_loop *l)
     return d < 0 ? 0 : d;
 }
 
-/* Is there anything the backend could deliver: fd watches, thread jobs,
- * signals? */
-static bool expects_events(cio_loop *l)
-{
-    return io_waiting(l) > 0 || l->external > 0 || l->sfd >= 0;
-}
+/* While tasks are runnable the backend is polled (without blocking)
+ * after this many task steps, not at every turn: a poll is a system call,
+ * and a busy loop would pay it per turn (Tokio's event_interval). */
+#define POLL_INTERVAL 61
 
 /* Returns false when the loop must stop. */
 static bool wait_for_work(cio_loop *l)
 {
     if (l->runq_len > 0) {
-        if (expects_events(l))
+        if (l->steps_since_poll >= POLL_INTERVAL) {
+            l->steps_since_poll = 0;
             l->bops->poll(l->backend, 0);
-        cio__loop_update_now(l);
-        fire_timers(l);
+        }
+        /* The clock matters only to timers and to scope deadlines. */
+        if (cio__heap_top(&l->timers) || l->deadline_scopes > 0) {
+            cio__loop_update_now(l);
+            fire_timers(l);
+        }
         return true;
     }
+    l->steps_since_poll = 0;
     if (l->blocked_waiters.head) {
         while (cio__waitq_grant(&l->blocked_waiters, NULL))
             ;
@@ -349,7 +418,7 @@ static void loop_run(cio_loop *l)
 {
     for (;;) {
         l->stats.loop_turns++;
-        for (size_t n = l->runq_len; n > 0 && l->runq_head; n--)
+        if (l->runq_head)
             run_task(l, runq_pop(l));
         if (l->main && l->main->state == CIO__DONE && !l->shutting_down) {
             l->shutting_down = 1;
