@@ -178,3 +178,10 @@ for note in "${notes[@]+"${notes[@]}"}"; do
 done
 echo "medians of $runs runs (asyncio sleepers_1m: 1 run); cio/anchor < 1" \
      "means cio is cheaper; wall time ${elapsed} s; results in $out"
+
+# The echo benchmark (servers under one load client) appends its own rows
+# and table; BENCH_ECHO=0 skips it.
+if [[ ${BENCH_ECHO:-1} != 0 && -x $bin/echo/echo_load ]]; then
+    echo
+    "$here/echo/run_echo.sh" "$build"
+fi

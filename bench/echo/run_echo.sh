@@ -57,7 +57,7 @@ notes=()
 
 # ---- which implementations ----------------------------------------------
 
-impls=(cio-epoll cio-epoll-raw raw-epoll)
+impls=(cio-uring cio-epoll raw-epoll)
 if command -v "$py" >/dev/null; then
     impls+=(asyncio)
 else

@@ -20,7 +20,9 @@
  * (also by a deadline of the caller's scopes) ends the child: SIGTERM,
  * then, if it has not exited within `kill_grace`, SIGKILL. The call reaps
  * it in a shielded scope before it returns -ECANCELED, so a cancelled
- * caller leaves no process and no zombie behind. Put a timeout scope
+ * caller leaves no process and no zombie behind (unless the child cannot
+ * be signalled at all, having changed its user: then it is left running
+ * rather than waited for without end). Put a timeout scope
  * around cio_process_wait to run a child with a time limit.
  */
 #ifndef CIO_PROCESS_H

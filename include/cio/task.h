@@ -147,8 +147,8 @@ typedef struct cio_scope {
 /* Open a scope with an absolute `deadline` (CIO_NEVER for none) in the
  * running task: asyncio.timeout_at(), Trio's move_on_at(). Every suspending
  * call inside it returns -ECANCELED once the deadline passes.
- * Returns 0; -EINVAL for a NULL scope or a negative deadline; CIO_ENOTASK
- * outside a task. Does not suspend. */
+ * Returns 0; -EINVAL for a NULL scope, a negative deadline or unknown
+ * flags; CIO_ENOTASK outside a task. Does not suspend. */
 int cio_scope_enter(cio_scope *sc, int64_t deadline, unsigned flags);
 
 /* Close `sc`, which must be the innermost open scope of the running task.
@@ -183,7 +183,8 @@ int cio_scope_set_deadline(cio_scope *sc, int64_t deadline);
 /* Open a group in the running task. Until cio_group_join, the caller's code
  * runs inside the group's cancel scope (so it also sees the group's
  * cancellation) and scopes entered before the open cannot be exited.
- * Returns 0; -ENOMEM; CIO_ENOTASK. Does not suspend. */
+ * Returns 0; -EINVAL (NULL, unknown flags); -ENOMEM; CIO_ENOTASK. Does not
+ * suspend. */
 int cio_group_new(cio_group **out, unsigned flags);
 
 /* Spawn `fn(arg)` into `g`. Children inherit the cancellation of the scopes
@@ -209,21 +210,24 @@ enum cio_wait_mode {
 /* asyncio.wait(): wait until a child has completed (FIRST_COMPLETED), a
  * child has failed or all are done (FIRST_ERROR), or all are done
  * (ALL_COMPLETED), counting children that finished before the call. Does not
- * cancel anyone. Returns 0 (also with no children), -ECANCELED, -EINVAL.
- * Suspends. */
+ * cancel anyone. Only the task that opened `g` may wait on it (it alone
+ * frees it). Returns 0 (also with no children), -ECANCELED, -EINVAL (NULL,
+ * unknown mode, not the opener). Suspends. */
 int cio_group_wait(cio_group *g, int mode);
 
 /* asyncio.as_completed(): return the next child, spawned with a handle, in
- * completion order; each is returned once. Returns 0 and `*out`, or -ECHILD
- * when none is left to return; -ECANCELED. Suspends. */
+ * completion order; each is returned once. Only the opener may call it.
+ * Returns 0 and `*out`, or -ECHILD when none is left to return;
+ * -ECANCELED; -EINVAL. Suspends. */
 int cio_group_next(cio_group *g, cio_task **out);
 
 /* Close the group: wait for every child to finish. Cancellation of the
  * caller is passed on to the children instead of interrupting the wait, so
  * nothing outlives the call. Returns the first child error (in completion
  * order); else -ECANCELED if the group was cancelled from outside; else 0.
- * A second join returns the same value. -EINVAL for NULL or a group opened
- * by another task. Suspends. */
+ * A second join returns the same value. -EINVAL for NULL, a group opened
+ * by another task, or a scope or group opened inside this one and still
+ * open (close those first). Suspends. */
 int cio_group_join(cio_group *g);
 
 /* The errors of the children that failed, in completion order. */
@@ -252,7 +256,10 @@ typedef struct cio_call {
  * (nothing outlives the call) and is returned; calls that did not finish
  * get -ECANCELED. RETURN_ERRORS: every call runs to its end and the call
  * returns 0; each result is in calls[i].result. -ECANCELED if the caller is
- * cancelled (children are cancelled and awaited); -EINVAL, -ENOMEM.
+ * cancelled (children are cancelled and awaited); -EINVAL (NULL calls, a
+ * NULL fn, unknown flags), -ENOMEM. The calls run on worker tasks of a
+ * group (at most `limit` of them for cio_gather_limit), one after another
+ * on each worker.
  * Suspends. */
 int cio_gather(cio_call *calls, size_t n, unsigned flags);
 
@@ -305,9 +312,12 @@ int cio_gen_yield(cio_gen *g, void *value);
  * CIO_EOF); -ECANCELED (no value is lost: it is returned by the next call).
  * Suspends. */
 int cio_gen_next(cio_gen *g, void **value);
-/* Consumer: stop early. The producer's pending or next yield returns
- * -EPIPE; waits for the producer to return. Returns its error if it failed
- * with anything but -EPIPE/-ECANCELED, else 0. Suspends. */
+/* Consumer: stop early. The producer is cancelled and its pending or next
+ * yield returns -EPIPE (other suspending calls -ECANCELED: cleanup that
+ * must suspend goes in a shielded scope); waits for the producer to
+ * return. Returns its error if it failed with anything but
+ * -EPIPE/-ECANCELED and cio_gen_next did not already deliver it, else 0.
+ * Suspends. */
 int cio_gen_close(cio_gen *g);
 /* Close (if needed) and release. NULL is ignored. May suspend. */
 void cio_gen_free(cio_gen *g);

@@ -131,7 +131,10 @@ int cio_gen_close(cio_gen *g)
         cio__waitq_grant(&g->producer, NULL);
     }
     int res = cio__join_quiet(g->task);
+    bool given = g->error_given;
     g->error_given = true;
+    if (given)
+        return 0; /* cio_gen_next delivered it already */
     return (res < 0 && res != -EPIPE && res != -ECANCELED) ? res : 0;
 }
 

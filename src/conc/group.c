@@ -225,7 +225,7 @@ static bool wait_done(const cio_group *g, int mode)
 int cio_group_wait(cio_group *g, int mode)
 {
     CIO__SELF_OR_RETURN(t);
-    if (g == NULL || mode < CIO_WAIT_FIRST_COMPLETED ||
+    if (g == NULL || g->opener != t || mode < CIO_WAIT_FIRST_COMPLETED ||
         mode > CIO_WAIT_ALL_COMPLETED)
         return -EINVAL;
     int rc = cio__checkpoint(t);
@@ -237,7 +237,7 @@ int cio_group_wait(cio_group *g, int mode)
 int cio_group_next(cio_group *g, cio_task **out)
 {
     CIO__SELF_OR_RETURN(t);
-    if (g == NULL || out == NULL)
+    if (g == NULL || out == NULL || g->opener != t)
         return -EINVAL;
     int rc = cio__checkpoint(t);
     while (rc == 0) {

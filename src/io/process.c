@@ -131,9 +131,9 @@ static void terminate(cio_process *p)
         return;
     kill(p->pid, SIGTERM);
     wait_shielded(p, cio_deadline_after(p->kill_grace));
-    if (p->reaped)
+    /* A child that changed its user cannot be signalled: leave it. */
+    if (p->reaped || kill(p->pid, SIGKILL) == -1)
         return;
-    kill(p->pid, SIGKILL);
     wait_shielded(p, CIO_NEVER);
     if (!p->reaped)
         reap(p, 0);
@@ -230,10 +230,8 @@ void cio_process_free(cio_process *p)
 {
     if (p == NULL)
         return;
-    if (reap(p, WNOHANG) == 0) {
-        kill(p->pid, SIGKILL);
+    if (reap(p, WNOHANG) == 0 && kill(p->pid, SIGKILL) == 0)
         reap(p, 0);
-    }
     close_streams(p);
     cio__free(p);
 }
