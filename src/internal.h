@@ -349,6 +349,8 @@ typedef struct cio__op {
     bool cancel_sent;
     bool closed; /* cio_close() stopped it: report -EBADF */
     cio_task *task;
+    /* Set for an operation no task waits on: called at completion. */
+    void (*done)(struct cio__op *op);
 } cio__op;
 
 typedef struct cio__backend_ops {
@@ -448,6 +450,7 @@ struct cio_loop {
     uint64_t next_id;
     long external; /* wakeups promised from outside the loop */
     unsigned steps_since_poll;
+    long closing_ops; /* operations of closed objects still in flight */
     unsigned chain_left; /* direct task-to-task switches left this turn */
     long deadline_scopes; /* open scopes with a deadline */
     int shutting_down;

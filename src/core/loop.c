@@ -425,7 +425,7 @@ static void loop_run(cio_loop *l)
             cio__loop_update_now(l);
             cio__cancel_all(l, false);
         }
-        if (l->stats.tasks_alive == 0)
+        if (l->stats.tasks_alive == 0 && l->closing_ops == 0)
             break;
         if (!wait_for_work(l))
             break;

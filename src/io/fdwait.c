@@ -71,7 +71,10 @@ ssize_t cio__io(int fd, unsigned dir, cio__try_fn fn, void *ctx)
 void cio__op_complete(cio__op *op, int result)
 {
     op->result = result;
-    cio__wake(op->task, 0);
+    if (op->done)
+        op->done(op);
+    else
+        cio__wake(op->task, 0);
 }
 
 /* The kernel owns the buffer until the completion: ask it to stop and

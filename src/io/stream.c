@@ -1,10 +1,14 @@
 /* Streams: buffered reading (readline, readuntil, readexactly) and
  * buffered writing with drain as backpressure, over a connected fd.
  *
- * Writing never suspends: write() sends what the socket takes at once and
- * queues the rest, and a one-shot writable watch keeps sending the queue
- * from the loop, so data flows even if nobody drains. drain() and flush()
- * only wait on that progress.
+ * Writing never suspends. On epoll, write() sends what the socket takes at
+ * once and queues the rest, and a one-shot writable watch keeps sending
+ * the queue from the loop. On io_uring, write() queues the data and a
+ * SEND operation from the stream's own buffer carries it, submitted with
+ * the loop's next batch: no system call per write. Two buffers take turns
+ * (the one in flight never moves; writes append to the other), so data
+ * flows even if nobody drains. drain() and flush() only wait on that
+ * progress.
  *
  * A stream may be closed while another task is suspended in one of its
  * calls: the fd is closed (waking that task with -EBADF) and the memory is
@@ -42,11 +46,25 @@ struct cio_stream {
     bool watching;
     cio__fdw wwatch;
     cio__waitq drainers;
+    /* io_uring: sbuf[spos, spos + slen) is in flight in `sop`. */
+    bool ring;    /* send through the ring (io_uring backend, socket) */
+    bool sending; /* sop is in flight */
+    bool awaited; /* closed with sop in flight: counted in closing_ops */
+    cio__op sop;
+    char *sbuf;
+    size_t scap, spos, slen;
 };
+
+/* Bytes queued for sending, in flight included. */
+static size_t pending(const cio_stream *s)
+{
+    return s->wlen + s->slen;
+}
 
 static void stream_free(cio_stream *s)
 {
     cio__free(s->rbuf);
+    cio__free(s->sbuf);
     cio__free(s->wbuf);
     cio__free(s);
 }
@@ -60,12 +78,23 @@ static bool enter(cio_stream *s)
     return true;
 }
 
+/* Free a closed stream once no call is in progress and no SEND is in
+ * flight. Returns true if it was freed. */
+static bool maybe_free(cio_stream *s)
+{
+    if (!s->closed || s->users > 0 || s->sending)
+        return false;
+    if (s->awaited)
+        cio__loop->closing_ops--;
+    stream_free(s);
+    return true;
+}
+
 static ssize_t leave(cio_stream *s, ssize_t rc)
 {
-    if (--s->users == 0 && s->closed) {
-        stream_free(s);
+    s->users--;
+    if (maybe_free(s))
         return rc < 0 ? rc : -EBADF;
-    }
     return rc;
 }
 
@@ -89,6 +118,7 @@ int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
         if (fl != -1 && !(fl & O_NONBLOCK))
             fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     }
+    s->ring = s->sock && cio__loop && cio__loop->bops->submit;
     s->limit = o && o->limit ? o->limit : DEFAULT_LIMIT;
     s->high = o && o->high_water ? o->high_water : DEFAULT_HIGH;
     s->low = o && o->low_water ? o->low_water : DEFAULT_LOW;
@@ -126,7 +156,7 @@ size_t cio_stream_buffered(const cio_stream *s)
 
 size_t cio_stream_write_pending(const cio_stream *s)
 {
-    return s ? s->wlen : 0;
+    return s ? pending(s) : 0;
 }
 
 /* ---- reading ------------------------------------------------------------------ */
@@ -459,6 +489,79 @@ static int queue_bytes(cio_stream *s, const char *p, size_t n)
     return 0;
 }
 
+static void wake_drainers(cio_stream *s, int result);
+
+static void submit_send(cio_stream *s);
+
+/* A SEND from the ring completed. */
+static void on_sent(cio__op *op)
+{
+    cio_stream *s = CIO__CONTAINER(op, cio_stream, sop);
+    s->sending = false;
+    if (op->result < 0) {
+        if (!s->werr)
+            s->werr = op->result;
+        s->slen = 0;
+        wake_drainers(s, s->werr);
+    } else {
+        s->spos += (size_t)op->result;
+        s->slen -= (size_t)op->result;
+        if (s->slen == 0 && s->wlen > 0 && !s->closed) {
+            /* The other buffer's turn. */
+            char *b = s->sbuf;
+            size_t cap = s->scap;
+            s->sbuf = s->wbuf;
+            s->scap = s->wcap;
+            s->spos = s->wpos;
+            s->slen = s->wlen;
+            s->wbuf = b;
+            s->wcap = cap;
+            s->wpos = s->wlen = 0;
+        }
+        if (s->slen > 0 && !s->closed)
+            submit_send(s);
+        if (pending(s) <= s->low || s->closed)
+            wake_drainers(s, s->werr);
+    }
+    maybe_free(s);
+}
+
+static void submit_send(cio_stream *s)
+{
+    s->sop = (cio__op){.kind = CIO__OP_SEND, .fd = s->fd,
+                       .buf = s->sbuf + s->spos, .len = s->slen,
+                       .done = on_sent};
+    int rc = cio__loop->bops->submit(cio__loop->backend, &s->sop);
+    if (rc < 0) {
+        s->werr = rc == -ENOTSUP ? -EIO : rc;
+        s->slen = 0;
+        wake_drainers(s, s->werr);
+        return;
+    }
+    s->sending = true;
+}
+
+static int queue_bytes(cio_stream *s, const char *p, size_t n);
+
+static int ring_write(cio_stream *s, const char *p, size_t n)
+{
+    int rc = queue_bytes(s, p, n);
+    if (rc < 0 || s->sending)
+        return rc;
+    /* Nothing in flight: this buffer goes now. */
+    char *b = s->sbuf;
+    size_t cap = s->scap;
+    s->sbuf = s->wbuf;
+    s->scap = s->wcap;
+    s->spos = s->wpos;
+    s->slen = s->wlen;
+    s->wbuf = b;
+    s->wcap = cap;
+    s->wpos = s->wlen = 0;
+    submit_send(s);
+    return s->werr;
+}
+
 int cio_stream_write(cio_stream *s, const void *buf, size_t n)
 {
     if (s == NULL || (buf == NULL && n > 0))
@@ -469,6 +572,10 @@ int cio_stream_write(cio_stream *s, const void *buf, size_t n)
         return s->werr;
     if (s->wshut)
         return -EPIPE;
+    if (n == 0)
+        return 0;
+    if (s->ring)
+        return ring_write(s, buf, n);
     const char *p = buf;
     if (s->wlen == 0) {
         while (n > 0) {
@@ -496,7 +603,7 @@ static int wait_queue(cio_stream *s, size_t target)
 {
     CIO__SELF_OR_RETURN(t);
     int rc = cio__checkpoint(t);
-    while (rc == 0 && s->wlen > target && !s->werr) {
+    while (rc == 0 && pending(s) > target && !s->werr) {
         cio__waiter w = {0};
         rc = cio__park_q(t, &s->drainers, &w, CIO__W_FD, s, CIO_NEVER, 0);
         if (rc < 0)
@@ -511,7 +618,7 @@ int cio_stream_drain(cio_stream *s)
         return -EINVAL;
     if (!enter(s))
         return -EBADF;
-    int rc = s->wlen > s->high ? wait_queue(s, s->low) : cio_checkpoint();
+    int rc = pending(s) > s->high ? wait_queue(s, s->low) : cio_checkpoint();
     if (rc == 0)
         rc = s->werr;
     return (int)leave(s, rc);
@@ -552,9 +659,9 @@ int cio_stream_close(cio_stream *s)
     if (s->closed)
         return -EBADF;
     int rc = 0;
-    if (s->wlen > 0 && !s->werr && cio__self())
+    if (pending(s) > 0 && !s->werr && cio__self())
         rc = cio_stream_flush(s);
-    if (s->wlen > 0 && rc == 0)
+    if (pending(s) > 0 && rc == 0)
         rc = s->werr ? s->werr : -EPIPE;
     if (s->watching) {
         cio__loop->bops->unwatch(cio__loop->backend, &s->wwatch);
@@ -562,9 +669,14 @@ int cio_stream_close(cio_stream *s)
     }
     s->closed = true;
     wake_drainers(s, -EBADF);
-    cio_close(s->fd); /* wakes a task suspended in a read with -EBADF */
+    /* Wakes a task suspended in a read with -EBADF, and stops a SEND in
+     * flight; the stream is freed once that has completed. */
+    cio_close(s->fd);
     s->fd = -1;
-    if (s->users == 0)
-        stream_free(s);
+    if (s->sending) {
+        s->awaited = true;
+        cio__loop->closing_ops++; /* the loop waits for it before ending */
+    }
+    maybe_free(s);
     return rc;
 }
