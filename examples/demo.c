@@ -6,10 +6,15 @@
  *    300 ms deadline (a scope); cio_gather keeps every result.
  * 3. Cancellation: a slow job gets 500 ms (cio_wait_for), then it is
  *    cancelled, saves its progress in a shielded scope, and has exited
- *    when wait_for returns. */
+ *    when wait_for returns.
+ * 4. Network: a chat server and three clients on loopback; a SIGTERM
+ *    closes the server gracefully: no new connections, 300 ms for the open
+ *    ones to finish, then they are cancelled. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <cio.h>
 
 static int64_t t0; /* when the demo started */
@@ -131,6 +136,90 @@ static int slow_job(void *arg)
     return rc;
 }
 
+/* 4. Network. */
+
+/* The chat server: echo each line back to its sender, tagged. */
+static int chat(cio_stream *s, void *arg)
+{
+    (void)arg;
+    char line[128], reply[160];
+    ssize_t n;
+    while ((n = cio_stream_readline(s, line, sizeof line - 1)) > 0) {
+        line[n] = '\0';
+        int len = snprintf(reply, sizeof reply, "server heard: %s", line);
+        int rc = cio_stream_write(s, reply, (size_t)len);
+        if (rc == 0)
+            rc = cio_stream_drain(s);
+        if (rc < 0)
+            return rc;
+    }
+    say("server: connection ended (%s)", n == 0 ? "client left" :
+        cio_err_name((int)n));
+    return (int)n;
+}
+
+static int port;
+
+/* A client says hello, then stays connected until the server goes. */
+static int client(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    cio_stream *s;
+    int rc = cio_open_connection(&s, "127.0.0.1", port, NULL);
+    if (rc < 0)
+        return rc;
+    char buf[160];
+    int len = snprintf(buf, sizeof buf, "hello from client %d\n", id);
+    rc = cio_stream_write(s, buf, (size_t)len);
+    ssize_t n = rc < 0 ? rc : cio_stream_readline(s, buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n - 1] = '\0';
+        say("client %d: got \"%s\"", id, buf);
+        n = cio_stream_read(s, buf, sizeof buf); /* until closed */
+        say("client %d: server closed the connection", id);
+    }
+    cio_stream_close(s);
+    return n < 0 ? (int)n : 0;
+}
+
+/* Plays the operator: after 300 ms, `kill -TERM` this process. */
+static int operator(void *arg)
+{
+    (void)arg;
+    int rc = cio_sleep(300 * CIO_MSEC);
+    if (rc < 0)
+        return rc;
+    say("operator: kill -TERM %d", (int)getpid());
+    return raise(SIGTERM) == 0 ? 0 : -EIO;
+}
+
+static int network(void)
+{
+    cio_addr a;
+    cio_server *srv;
+    int rc = cio_addr_ip(&a, "127.0.0.1", 0);
+    if (rc == 0)
+        rc = cio_server_start(&srv, &a, chat, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    port = cio_addr_port(cio_server_addr(srv));
+    say("server: listening on port %d", port);
+    cio_group *g;
+    rc = cio_group_new(&g, 0);
+    for (intptr_t i = 1; i <= 3 && rc == 0; i++)
+        rc = cio_group_spawn(g, NULL, client, (void *)i);
+    if (rc == 0)
+        rc = cio_spawn(NULL, operator, NULL);
+    if (rc == 0)
+        rc = cio_signal_wait(SIGTERM); /* serve until then */
+    say("server: SIGTERM: closing with a 300 ms grace period");
+    int crc = cio_server_close(srv, 300 * CIO_MSEC);
+    int grc = g ? cio_group_join(g) : 0;
+    cio_group_free(g);
+    say("server: closed; %s", cio_err_name(grc));
+    return rc < 0 ? rc : crc < 0 ? crc : grc;
+}
+
 static int demo(void *arg)
 {
     (void)arg;
@@ -152,7 +241,10 @@ static int demo(void *arg)
     say("main: wait_for: %s; slow job done: %s", cio_err_name(rc),
         cio_task_done(t) ? "yes" : "no");
     cio_task_free(t);
-    return rc == -ETIMEDOUT ? 0 : rc;
+    if (rc != -ETIMEDOUT)
+        return rc;
+    printf("4. network: chat server, clients, graceful shutdown on SIGTERM\n");
+    return network();
 }
 
 int main(void)
