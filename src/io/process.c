@@ -337,11 +337,21 @@ static _Noreturn void child_fail(int errfd, int err)
  * ignored signals (SIGPIPE, in a server) would stay ignored. */
 static void child_reset_signals(void)
 {
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    for (int sig = 1; sig < NSIG; sig++) {
-        struct sigaction cur;
-        if (sigaction(sig, NULL, &cur) == 0 && cur.sa_handler != SIG_DFL)
-            sigaction(sig, &dfl, NULL);
+    /* The raw system call: glibc's sigaction() refuses the two signals it
+     * reserves for itself (32 and 33), which a parent may have ignored. */
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        uint64_t mask;
+    } dfl = {SIG_DFL, 0, NULL, 0}, cur;
+    for (int sig = 1; sig <= 64; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (syscall(SYS_rt_sigaction, sig, NULL, &cur, sizeof cur.mask) ==
+                0 &&
+            cur.handler != SIG_DFL)
+            syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask);
     }
 }
 
