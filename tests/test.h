@@ -85,6 +85,33 @@ void cio_test_register(const char *name, cio_test_fn fn, int clock,
 
 extern int64_t cio_test_t0;
 
+/* A trace: the order in which tasks did something, and an assertion on
+ * it that prints both sequences when they differ. */
+#define TRACE_MAX 1024
+typedef struct trace {
+    int n;
+    int v[TRACE_MAX];
+} trace;
+
+static inline void trace_add(trace *tr, int x)
+{
+    if (tr->n < TRACE_MAX)
+        tr->v[tr->n++] = x;
+}
+
+int trace_check(const trace *tr, const int *exp, int n, const char *file,
+                int line);
+
+#define ASSERT_TRACE(tr, ...)                                             \
+    do {                                                                  \
+        static const int exp_[] = {__VA_ARGS__};                          \
+        if (trace_check((tr), exp_, (int)(sizeof exp_ / sizeof exp_[0]), \
+                        __FILE__, __LINE__) != 0)                         \
+            return -1;                                                    \
+    } while (0)
+
+#define ASSERT_TRACE_EMPTY(tr) ASSERT_EQ(0, (tr)->n)
+
 /* Reports (cio__report lines) captured during the running test. */
 const char *cio_test_reports(void);
 void cio_test_reports_clear(void);

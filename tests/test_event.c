@@ -4,47 +4,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-#define TRACE_MAX 256
-
-typedef struct trace {
-    int n;
-    int v[TRACE_MAX];
-} trace;
-
-static void trace_add(trace *tr, int x)
-{
-    if (tr->n < TRACE_MAX)
-        tr->v[tr->n++] = x;
-}
-
-static int trace_check(const trace *tr, const int *exp, int n,
-                       const char *file, int line)
-{
-    bool same = tr->n == n;
-    for (int i = 0; same && i < n; i++)
-        same = tr->v[i] == exp[i];
-    if (same)
-        return 0;
-    fprintf(stderr, "  %s:%d: trace mismatch\n    expected:", file, line);
-    for (int i = 0; i < n; i++)
-        fprintf(stderr, " %d", exp[i]);
-    fprintf(stderr, "\n    got:     ");
-    for (int i = 0; i < tr->n; i++)
-        fprintf(stderr, " %d", tr->v[i]);
-    fprintf(stderr, "\n");
-    return -1;
-}
-
-#define ASSERT_TRACE(tr, ...)                                             \
-    do {                                                                  \
-        static const int exp_[] = {__VA_ARGS__};                          \
-        if (trace_check((tr), exp_, (int)(sizeof exp_ / sizeof exp_[0]), \
-                        __FILE__, __LINE__) != 0)                         \
-            return -1;                                                    \
-    } while (0)
-
-#define ASSERT_TRACE_EMPTY(tr) ASSERT_EQ(0, (tr)->n)
-
 /* Waits for `e` (after an optional delay), records `id`, then makes one
  * more suspending call whose result is kept in `after_rc`. */
 typedef struct waiter {

@@ -47,6 +47,24 @@ static void capture(const char *line, void *arg)
         fprintf(stderr, "    report: %s\n", line);
 }
 
+int trace_check(const trace *tr, const int *exp, int n, const char *file,
+                int line)
+{
+    bool same = tr->n == n;
+    for (int i = 0; same && i < n; i++)
+        same = tr->v[i] == exp[i];
+    if (same)
+        return 0;
+    fprintf(stderr, "  %s:%d: trace mismatch\n    expected:", file, line);
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, " %d", exp[i]);
+    fprintf(stderr, "\n    got:     ");
+    for (int i = 0; i < tr->n; i++)
+        fprintf(stderr, " %d", tr->v[i]);
+    fprintf(stderr, "\n");
+    return -1;
+}
+
 const char *cio_test_reports(void)
 {
     return reports;
