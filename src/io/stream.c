@@ -219,6 +219,17 @@ static ssize_t fill(cio_stream *s, size_t need)
     return n;
 }
 
+/* Read until `n` bytes are buffered or the stream ends. 0 or < 0. */
+static ssize_t fill_to(cio_stream *s, size_t n)
+{
+    while (s->rlen < n) {
+        ssize_t r = fill(s, n);
+        if (r <= 0)
+            return r;
+    }
+    return 0;
+}
+
 static ssize_t do_read(cio_stream *s, void *buf, size_t n)
 {
     if (s->rlen == 0) {
@@ -265,13 +276,9 @@ static ssize_t do_readexactly(cio_stream *s, void *buf, size_t n,
     int rc = cio_checkpoint();
     if (rc < 0)
         return rc;
-    while (s->rlen < n) {
-        ssize_t r = fill(s, n);
-        if (r < 0)
-            return r;
-        if (r == 0)
-            break;
-    }
+    ssize_t r = fill_to(s, n);
+    if (r < 0)
+        return r;
     size_t k = n < s->rlen ? n : s->rlen;
     memcpy(buf, s->rbuf + s->rpos, k);
     consume(s, k);
@@ -360,13 +367,9 @@ static ssize_t do_peek(cio_stream *s, const void **data, size_t want)
     int rc = cio_checkpoint();
     if (rc < 0)
         return rc;
-    while (s->rlen < want) {
-        ssize_t r = fill(s, want);
-        if (r < 0)
-            return r;
-        if (r == 0)
-            break;
-    }
+    ssize_t r = fill_to(s, want);
+    if (r < 0)
+        return r;
     *data = s->rbuf ? s->rbuf + s->rpos : "";
     return (ssize_t)s->rlen;
 }
@@ -493,6 +496,21 @@ static void wake_drainers(cio_stream *s, int result);
 
 static void submit_send(cio_stream *s);
 
+/* The queued buffer becomes the one to send; the sent one, empty, takes
+ * new writes. */
+static void swap_buffers(cio_stream *s)
+{
+    char *b = s->sbuf;
+    size_t cap = s->scap;
+    s->sbuf = s->wbuf;
+    s->scap = s->wcap;
+    s->spos = s->wpos;
+    s->slen = s->wlen;
+    s->wbuf = b;
+    s->wcap = cap;
+    s->wpos = s->wlen = 0;
+}
+
 /* A SEND from the ring completed. */
 static void on_sent(cio__op *op)
 {
@@ -507,16 +525,7 @@ static void on_sent(cio__op *op)
         s->spos += (size_t)op->result;
         s->slen -= (size_t)op->result;
         if (s->slen == 0 && s->wlen > 0 && !s->closed) {
-            /* The other buffer's turn. */
-            char *b = s->sbuf;
-            size_t cap = s->scap;
-            s->sbuf = s->wbuf;
-            s->scap = s->wcap;
-            s->spos = s->wpos;
-            s->slen = s->wlen;
-            s->wbuf = b;
-            s->wcap = cap;
-            s->wpos = s->wlen = 0;
+            swap_buffers(s); /* the other buffer's turn */
         }
         if (s->slen > 0 && !s->closed)
             submit_send(s);
@@ -548,16 +557,7 @@ static int ring_write(cio_stream *s, const char *p, size_t n)
     int rc = queue_bytes(s, p, n);
     if (rc < 0 || s->sending)
         return rc;
-    /* Nothing in flight: this buffer goes now. */
-    char *b = s->sbuf;
-    size_t cap = s->scap;
-    s->sbuf = s->wbuf;
-    s->scap = s->wcap;
-    s->spos = s->wpos;
-    s->slen = s->wlen;
-    s->wbuf = b;
-    s->wcap = cap;
-    s->wpos = s->wlen = 0;
+    swap_buffers(s); /* nothing in flight: this buffer goes now */
     submit_send(s);
     return s->werr;
 }
