@@ -124,7 +124,7 @@ static cio_task *runq_pop(cio_loop *l);
 static void leave_task(cio_loop *l, cio_task *t)
 {
     if (CIO__UNLIKELY(!cio__stack_canary_ok(&t->stack))) {
-        cio__report("stack overflow in task %s (stack %zu bytes)", t->name,
+        cio__report("stack overflow in task %s (stack %zu bytes)", cio_task_name(t),
                     t->stack.size);
         abort();
     }
@@ -132,7 +132,7 @@ static void leave_task(cio_loop *l, cio_task *t)
         int64_t took = mono_now() - t->run_start;
         if (took > l->slow_step)
             cio__report("slow step: task %s ran %.3f ms without suspending",
-                        t->name, (double)took / CIO_MSEC);
+                        cio_task_name(t), (double)took / CIO_MSEC);
     }
 }
 
@@ -248,7 +248,7 @@ static void report_deadlock(cio_loop *l)
                 (unsigned long long)l->stats.tasks_alive);
     for (cio_task *t = l->tasks; t; t = t->all_next)
         if (t->state == CIO__WAITING)
-            cio__report("  task %s (id %llu) waits on %s %p", t->name,
+            cio__report("  task %s (id %llu) waits on %s %p", cio_task_name(t),
                         (unsigned long long)t->id,
                         cio__wait_kind_name(t->wait_kind), t->wait_obj);
 }
