@@ -218,6 +218,12 @@ struct cio_task {
     unsigned park_flags;
     int budget;
     int timed_scopes; /* its open scopes with a deadline */
+    /* Cached cancellation state of its scope chain, valid while
+     * cc_epoch == loop->cancel_epoch and cc_scope == scope. */
+    uint64_t cc_epoch;
+    const cio_scope *cc_scope;
+    int64_t cc_deadline;
+    bool cc_cancelled;
     /* What the task waits on, and how to take it off when interrupted. */
     int wait_kind;
     const void *wait_obj;
@@ -265,8 +271,10 @@ void cio__wake(cio_task *t, int result);
 cio_task *cio__waitq_grant(cio__waitq *q, void *value);
 /* Make a runnable task (new or yielding) run in a later turn. */
 void cio__schedule(cio_task *t);
-/* -ECANCELED if `t` is cancelled now (by a scope, its group, or itself). */
+/* -ECANCELED if `t` is cancelled now (by a scope, its group, or itself);
+ * the code of `t` is seeing it (scope exits then report it). */
 int cio__cancelled(const cio_task *t);
+static inline void cio__cancel_epoch_bump(cio_loop *l);
 /* A cancellation point with the coop budget. */
 int cio__checkpoint(cio_task *t);
 /* Wake the tasks that a cancellation under `t` reached, and re-arm the
@@ -453,6 +461,9 @@ struct cio_loop {
     long closing_ops; /* operations of closed objects still in flight */
     unsigned chain_left; /* direct task-to-task switches left this turn */
     long deadline_scopes; /* open scopes with a deadline */
+    /* Bumped whenever a scope is cancelled, a deadline moves or a chain is
+     * rewired: tasks' cached cancellation states are then stale. */
+    uint64_t cancel_epoch;
     int shutting_down;
     int deadlocked;
     cio_stats stats;
@@ -482,6 +493,11 @@ struct cio_loop {
     void *tsan_fiber;
 #endif
 };
+
+static inline void cio__cancel_epoch_bump(cio_loop *l)
+{
+    l->cancel_epoch++;
+}
 
 static inline cio_task *cio__self(void)
 {

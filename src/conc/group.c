@@ -45,6 +45,7 @@ int cio_group_new(cio_group **out, unsigned flags)
     g->scope.cio__deadline = CIO_NEVER;
     g->scope.cio__cancelled_at = CIO_NEVER;
     t->scope = &g->scope;
+    t->cc_epoch = 0;
     g->next_open = t->groups;
     t->groups = g;
     *out = g;
@@ -105,6 +106,7 @@ static void cancel_group(cio_group *g)
     cio_loop *l = g->opener->loop;
     cio__loop_update_now(l);
     g->scope.cio__cancelled_at = l->now;
+    cio__cancel_epoch_bump(l);
     /* Groups the opener opened later sit inside this one (the list is
      * innermost first): their children are cancelled too. */
     for (cio_group *in = g->opener->groups; in && in != g; in = in->next_open)
@@ -267,6 +269,7 @@ int cio_group_join(cio_group *g)
     if (t->scope != &g->scope)
         return -EINVAL; /* a scope or group opened inside is still open */
     t->scope = g->scope.cio__parent;
+    t->cc_epoch = 0;
     g->state = G_JOINING;
     /* Not interruptible: a cancellation of the caller reaches the
      * children through the scope chain and they finish. */
@@ -293,6 +296,7 @@ void cio__group_close_all(cio_task *t)
 {
     for (cio_group *g = t->groups; g; g = g->next_open)
         g->scope.cio__parent = g->next_open ? &g->next_open->scope : &t->root;
+    cio__cancel_epoch_bump(t->loop);
     while (t->groups) {
         cio_group *g = t->groups;
         t->scope = &g->scope;

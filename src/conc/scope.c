@@ -43,17 +43,41 @@ static void mark_delivered(cio_scope *from, int64_t now)
     }
 }
 
-int cio__cancelled(const cio_task *t)
+/* Walk the chain once and remember what it says until something that
+ * could change the answer bumps the loop's epoch. */
+static void chain_state(cio_task *t)
 {
-    int64_t now = t->loop->now;
-    if (CIO__LIKELY(cio__scope_chain_cancelled(t->scope, now) == 0))
+    int64_t d = CIO_NEVER;
+    bool cancelled = false;
+    for (const cio_scope *s = t->scope; s; s = s->cio__parent) {
+        cancelled |= s->cio__cancelled_at != CIO_NEVER;
+        if (s->cio__deadline < d)
+            d = s->cio__deadline;
+        if (s->cio__flags & CIO_SCOPE_SHIELD)
+            break;
+    }
+    t->cc_epoch = t->loop->cancel_epoch;
+    t->cc_scope = t->scope;
+    t->cc_deadline = d;
+    t->cc_cancelled = cancelled;
+}
+
+int cio__cancelled(const cio_task *ct)
+{
+    cio_task *t = (cio_task *)ct;
+    cio_loop *l = t->loop;
+    if (CIO__UNLIKELY(t->cc_epoch != l->cancel_epoch ||
+                      t->cc_scope != t->scope))
+        chain_state(t);
+    if (CIO__LIKELY(!t->cc_cancelled && t->cc_deadline > l->now))
         return 0;
-    mark_delivered(t->scope, now);
+    mark_delivered(t->scope, l->now);
     return -ECANCELED;
 }
 
 void cio__cancel_refresh(cio_task *t)
 {
+    cio__cancel_epoch_bump(t->loop);
     cio__task_refresh(t);
     for (cio_group *g = t->groups; g; g = cio__group_next_open(g))
         cio__group_refresh(g);
@@ -71,6 +95,7 @@ int cio_scope_enter(cio_scope *sc, int64_t deadline, unsigned flags)
     sc->cio__cancelled_at = CIO_NEVER;
     sc->cio__flags = flags;
     t->scope = sc;
+    t->cc_epoch = 0; /* the chain changed */
     if (deadline != CIO_NEVER) {
         sc->cio__flags |= CIO__SCOPE_TIMED;
         t->loop->deadline_scopes++;
@@ -117,6 +142,7 @@ int cio_scope_exit(cio_scope *sc)
                  ? -ETIMEDOUT
                  : -ECANCELED;
     t->scope = sc->cio__parent;
+    t->cc_epoch = 0;
     if (sc->cio__flags & CIO__SCOPE_TIMED) {
         l->deadline_scopes--;
         t->timed_scopes--;

@@ -144,6 +144,7 @@ static _Noreturn void task_exit(cio_task *t, int rc)
         cio__report("task %s returned with cancel scopes still open",
                     task_name(t));
     t->scope = &t->root;
+    t->cc_epoch = 0;
     l->deadline_scopes -= t->timed_scopes;
     t->timed_scopes = 0;
     if (t->held)

@@ -218,6 +218,7 @@ static void run_task(cio_loop *l, cio_task *t)
 
 void cio__cancel_all(cio_loop *l, bool force)
 {
+    cio__cancel_epoch_bump(l);
     for (cio_task *t = l->tasks; t; t = t->all_next) {
         if (t->state == CIO__DONE)
             continue;
@@ -462,6 +463,7 @@ static int loop_new(const cio_config *cfg, cio_loop **out)
     l->stack_size = cfg->stack_size ? cfg->stack_size : CIO_STACK_DEFAULT;
     l->slow_step = cfg->slow_step > 0 ? cfg->slow_step : 100 * CIO_MSEC;
     l->next_id = 1;
+    l->cancel_epoch = 1;
     l->efd = -1;
     l->sfd = -1;
     l->shutdown_grace = cfg->shutdown_grace > 0 ? cfg->shutdown_grace
