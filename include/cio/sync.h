@@ -38,6 +38,9 @@ typedef struct cio_mutex {
 } cio_mutex;
 #define CIO_MUTEX_INIT {0}
 
+/* Initialise `m` as unlocked with no owner, the same state as
+ * CIO_MUTEX_INIT. Only for a mutex no task holds or waits on. NULL is
+ * ignored. Does not suspend. */
 void cio_mutex_init(cio_mutex *m);
 /* Acquire. 0, -EOWNERDEAD (acquired; previous owner died holding it),
  * -EDEADLK, -ECANCELED (not acquired), -EINVAL, CIO_ENOTASK. Suspends. */
@@ -58,6 +61,9 @@ typedef struct cio_event {
 } cio_event;
 #define CIO_EVENT_INIT {0}
 
+/* Initialise `e` with the flag clear and no waiters, the same state as
+ * CIO_EVENT_INIT. Only for an event no task waits on. NULL is ignored.
+ * Does not suspend. */
 void cio_event_init(cio_event *e);
 /* Set the flag and wake every waiter. 0, -EINVAL. Does not suspend. */
 int cio_event_set(cio_event *e);
@@ -75,6 +81,8 @@ typedef struct cio_cond {
 } cio_cond;
 #define CIO_COND_INIT {0}
 
+/* Initialise `c` with no waiters, the same state as CIO_COND_INIT. Only
+ * for a condition no task waits on. NULL is ignored. Does not suspend. */
 void cio_cond_init(cio_cond *c);
 /* Release `m` (held by the caller), wait for a notification, re-acquire
  * `m`. `m` is held again when this returns, whatever the result, also when
