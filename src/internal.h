@@ -303,6 +303,10 @@ int cio__scope_chain_cancelled(const cio_scope *s, int64_t now);
 
 /* groups (group.c) */
 cio_group *cio__group_next_open(const cio_group *g);
+cio_task *cio__group_children(const cio_group *g);
+
+/* debug.c: the guard-page report in debug mode. */
+void cio__debug_init(cio_loop *l);
 void cio__group_child_done(cio_group *g, cio_task *t);
 void cio__group_close_all(cio_task *t); /* at task exit: join what is open */
 void cio__group_refresh(cio_group *g);  /* wake / re-arm its descendants */

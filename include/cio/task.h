@@ -129,6 +129,14 @@ int cio_cancel_pending(void);
  * (none runnable). Meant for tests. Returns 0, -ECANCELED. Suspends. */
 int cio_wait_all_blocked(void);
 
+/* The task tree of the running loop, written to `fd`: every task with its
+ * id, name, state, what it waits on (and its deadline), age and spawn
+ * site, children indented under the groups that own them (asyncio 3.14's
+ * pstree). In debug mode SIGUSR1 writes it to stderr. Returns the number
+ * of tasks listed, -ESRCH outside a loop, -errno from write(2). Does not
+ * suspend. */
+int cio_task_dump(int fd);
+
 /* ---- Cancel scopes and deadlines ------------------------------------------ */
 
 /* A cancel scope lives in the caller's storage (usually its stack) between

@@ -30,6 +30,11 @@ cio_group *cio__group_next_open(const cio_group *g)
     return g->next_open;
 }
 
+cio_task *cio__group_children(const cio_group *g)
+{
+    return g->children;
+}
+
 int cio_group_new(cio_group **out, unsigned flags)
 {
     CIO__SELF_OR_RETURN(t);

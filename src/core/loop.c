@@ -481,6 +481,7 @@ static int loop_new(const cio_config *cfg, cio_loop **out)
     rc = cio__signals_init(l, cfg->handle_signals != 0);
     if (rc < 0)
         goto fail;
+    cio__debug_init(l);
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         pthread_attr_getstack(&attr, &l->thread_stack_lo,

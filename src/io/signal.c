@@ -60,6 +60,8 @@ static void on_signal(cio__fdw *w, unsigned events)
             if (l->owns_default_signals &&
                 (signo == SIGINT || signo == SIGTERM))
                 default_action(l, signo);
+            else if (signo == SIGUSR1 && l->debug)
+                cio_task_dump(2);
             else
                 l->sig_pending[signo]++;
         }
@@ -108,6 +110,12 @@ int cio__signals_init(cio_loop *l, bool handle_default)
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &l->old_mask);
     l->sig_inited = true;
+    /* Debug mode: SIGUSR1 prints the task tree. */
+    if (l->debug) {
+        struct sigaction cur;
+        if (sigaction(SIGUSR1, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL)
+            catch_signal(l, SIGUSR1);
+    }
     if (!handle_default || atomic_exchange(&default_owner_taken, true))
         return 0;
     l->owns_default_signals = true;
