@@ -23,7 +23,7 @@ CMAKE_FLAGS += -DCMAKE_C_COMPILER=$(CC)
 endif
 GEN := $(shell command -v ninja >/dev/null 2>&1 && echo -G Ninja)
 
-.PHONY: all test demo bench install clean valgrind
+.PHONY: all test demo bench install clean valgrind fuzz
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
@@ -42,8 +42,13 @@ demo: all
 bench: all
 	bench/run.sh $(BUILD)
 
+# libFuzzer targets (clang); FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-*
+	rm -rf build build-* build-fuzz

@@ -169,6 +169,16 @@ static void consume(cio_stream *s, size_t n)
         s->rpos = 0;
 }
 
+/* Copy `n` buffered bytes out and consume them. The buffer is allocated
+ * on the first fill, so with nothing ever buffered it is NULL. */
+static void take(cio_stream *s, void *buf, size_t n)
+{
+    if (n == 0)
+        return;
+    memcpy(buf, s->rbuf + s->rpos, n);
+    consume(s, n);
+}
+
 /* Make room for at least `need` buffered bytes and one more recv. */
 static int reserve_read(cio_stream *s, size_t need)
 {
@@ -280,8 +290,7 @@ static ssize_t do_readexactly(cio_stream *s, void *buf, size_t n,
     if (r < 0)
         return r;
     size_t k = n < s->rlen ? n : s->rlen;
-    memcpy(buf, s->rbuf + s->rpos, k);
-    consume(s, k);
+    take(s, buf, k);
     if (k == n)
         return (ssize_t)n;
     if (partial)
@@ -332,8 +341,7 @@ static ssize_t do_readuntil(cio_stream *s, void *buf, size_t size,
             return r;
         if (r == 0) {
             size_t k = s->rlen;
-            memcpy(buf, s->rbuf + s->rpos, k);
-            consume(s, k);
+            take(s, buf, k);
             if (partial)
                 *partial = k;
             return CIO_EINCOMPLETE;

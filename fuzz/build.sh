@@ -1,0 +1,29 @@
+#!/bin/sh
+# Build the libFuzzer targets from the library sources into build-fuzz/.
+# FUZZ_CFLAGS adds compiler flags (e.g. -fno-sanitize=pointer-overflow).
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+CC=${CC:-clang}
+out=build-fuzz
+mkdir -p "$out"
+
+# Every C source of the library except the other context-switch and
+# backend variants, plus the x86_64 assembly context switch.
+srcs=$(find src -name '*.c' ! -name coro_ucontext.c ! -name backend_uring.c |
+    sort | tr '\n' ' ')
+srcs="$srcs src/core/coro_x86_64.S"
+
+defs="-D_GNU_SOURCE"
+libs="-lpthread"
+if [ -f /usr/include/liburing.h ]; then
+    srcs="$srcs src/core/backend_uring.c"
+    defs="$defs -DCIO_HAVE_URING=1"
+    libs="$libs -luring"
+fi
+
+# shellcheck disable=SC2086
+"$CC" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -g -O1 -std=gnu11 -Iinclude -Isrc $defs ${FUZZ_CFLAGS:-} \
+    fuzz/fuzz_stream.c $srcs $libs -o "$out/fuzz_stream"
+echo "built $out/fuzz_stream"

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Build, then fuzz the stream reader for SECONDS (default 60). New inputs go
+# to a scratch corpus under build-fuzz/; the seeds in fuzz/corpus/stream are
+# only read. Exits non-zero if the fuzzer finds a crash.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${1:-60}
+sh fuzz/build.sh
+work=build-fuzz/corpus-stream
+mkdir -p "$work" build-fuzz/artifacts
+build-fuzz/fuzz_stream -max_total_time="$secs" -print_final_stats=1 \
+    -artifact_prefix=build-fuzz/artifacts/ "$work" fuzz/corpus/stream
