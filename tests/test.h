@@ -19,6 +19,7 @@ void cio_test_register(const char *name, cio_test_fn fn, int clock,
                        unsigned flags);
 
 #define CIO_TEST_HEAVY 1u /* skipped when CIO_TEST_LIGHT is set (valgrind) */
+#define CIO_TEST_NATIVE 2u /* skipped under valgrind */
 
 #define CIO_TEST_DEFINE(name, clock, flags)                        \
     static int test_##name(void);                                  \
@@ -30,6 +31,10 @@ void cio_test_register(const char *name, cio_test_fn fn, int clock,
 
 #define TEST(name) CIO_TEST_DEFINE(name, CIO_CLOCK_VIRTUAL, 0)
 #define TEST_REALTIME(name) CIO_TEST_DEFINE(name, CIO_CLOCK_MONOTONIC, 0)
+/* Real-clock tests that valgrind cannot host (it keeps descriptors of
+ * its own at the top of the table, so RLIMIT_NOFILE games misfire). */
+#define TEST_NATIVE(name) \
+    CIO_TEST_DEFINE(name, CIO_CLOCK_MONOTONIC, CIO_TEST_NATIVE)
 /* Big workloads (a million tasks) that valgrind would take minutes on. */
 #define TEST_HEAVY(name) \
     CIO_TEST_DEFINE(name, CIO_CLOCK_VIRTUAL, CIO_TEST_HEAVY)

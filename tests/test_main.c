@@ -6,6 +6,15 @@
 
 #include "test.h"
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 long cio__alloc_live(void);
 
 #define MAX_TESTS 512
@@ -138,6 +147,10 @@ int main(int argc, char **argv)
             continue;
         if ((tc->flags & CIO_TEST_HEAVY) && getenv("CIO_TEST_LIGHT")) {
             printf("skip %s (heavy)\n", tc->name);
+            continue;
+        }
+        if ((tc->flags & CIO_TEST_NATIVE) && RUNNING_ON_VALGRIND) {
+            printf("skip %s (not under valgrind)\n", tc->name);
             continue;
         }
         ran++;

@@ -283,7 +283,7 @@ TEST(server_cancel_blocked_accept_and_recv)
     return 0;
 }
 
-TEST_REALTIME(server_accept_backs_off_on_emfile)
+TEST_NATIVE(server_accept_backs_off_on_emfile)
 {
     int served = 0;
     cio_server *srv;
