@@ -389,6 +389,8 @@ typedef struct cio__backend_ops {
      * still arrives. */
     int (*submit)(cio__backend *b, cio__op *op);
     void (*cancel)(cio__backend *b, cio__op *op);
+    /* Whether submit takes operations of `kind` on this kernel. */
+    bool (*supports)(const cio__backend *b, int kind);
 } cio__backend_ops;
 extern const cio__backend_ops cio__backend_epoll;
 #ifdef CIO_HAVE_URING

@@ -361,6 +361,11 @@ static int ur_poll(cio__backend *b, int64_t timeout)
     return reap(b);
 }
 
+static bool ur_supports(const cio__backend *b, int kind)
+{
+    return kind >= 0 && kind < CIO__OP_COUNT && b->has_op[kind];
+}
+
 static size_t ur_waiting(const cio__backend *b)
 {
     return b->waiting;
@@ -377,4 +382,5 @@ const cio__backend_ops cio__backend_uring = {
     .waiting = ur_waiting,
     .submit = ur_submit,
     .cancel = ur_cancel,
+    .supports = ur_supports,
 };

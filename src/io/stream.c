@@ -118,7 +118,8 @@ int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
         if (fl != -1 && !(fl & O_NONBLOCK))
             fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     }
-    s->ring = s->sock && cio__loop && cio__loop->bops->submit;
+    s->ring = s->sock && cio__loop && cio__loop->bops->supports &&
+              cio__loop->bops->supports(cio__loop->backend, CIO__OP_SEND);
     s->limit = o && o->limit ? o->limit : DEFAULT_LIMIT;
     s->high = o && o->high_water ? o->high_water : DEFAULT_HIGH;
     s->low = o && o->low_water ? o->low_water : DEFAULT_LOW;
