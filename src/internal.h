@@ -435,6 +435,10 @@ void cio__pools_fini(cio_loop *l);
 
 /* signal.c */
 int cio__signals_init(cio_loop *l, bool handle_default);
+/* The loop thread's signal mask as cio set it (for the ucontext switch). */
+#include <signal.h>
+extern _Thread_local sigset_t cio__sigmask;
+extern _Thread_local bool cio__sigmask_known;
 void cio__signals_fini(cio_loop *l);
 
 /* ---- loop ----------------------------------------------------------------------- */

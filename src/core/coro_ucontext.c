@@ -13,5 +13,9 @@ void cio__ctx_make(cio__ctx *c, void *lo, size_t size, void (*entry)(void))
 
 void cio__ctx_switch(cio__ctx *from, cio__ctx *to)
 {
+    /* swapcontext installs the mask saved in `to`, which may predate
+     * signals the loop has since blocked (signalfd, SIGPIPE). */
+    if (cio__sigmask_known)
+        to->uc.uc_sigmask = cio__sigmask;
     swapcontext(&from->uc, &to->uc);
 }

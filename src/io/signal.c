@@ -11,6 +11,17 @@
 
 #include "internal.h"
 
+_Thread_local sigset_t cio__sigmask;
+_Thread_local bool cio__sigmask_known;
+
+/* Remember the thread's mask after cio changed it: the ucontext switch
+ * restores a context's saved mask, which must not undo cio's blocking. */
+static void note_mask(void)
+{
+    cio__sigmask_known =
+        pthread_sigmask(SIG_SETMASK, NULL, &cio__sigmask) == 0;
+}
+
 /* Only one loop in the process handles SIGINT/SIGTERM by default. */
 static atomic_bool default_owner_taken;
 
@@ -83,6 +94,7 @@ static int catch_signal(cio_loop *l, int signo)
     int rc = pthread_sigmask(SIG_BLOCK, &one, NULL);
     if (rc != 0)
         return -rc;
+    note_mask();
     int fd = signalfd(l->sfd, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd == -1)
         return -errno;
@@ -109,6 +121,7 @@ int cio__signals_init(cio_loop *l, bool handle_default)
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &l->old_mask);
+    note_mask();
     l->sig_inited = true;
     /* Debug mode: SIGUSR1 prints the task tree. */
     if (l->debug) {
@@ -140,6 +153,7 @@ void cio__signals_fini(cio_loop *l)
     }
     if (l->sig_inited)
         pthread_sigmask(SIG_SETMASK, &l->old_mask, NULL);
+    cio__sigmask_known = false;
     l->sig_inited = false;
     if (l->owns_default_signals) {
         l->owns_default_signals = false;
