@@ -354,6 +354,8 @@ typedef struct cio__op {
     int fd;
     void *buf;
     size_t len;
+    int64_t off; /* READ/WRITE: file offset, -1 for the current position */
+    bool file;   /* a regular file: several may be in flight on one fd */
     int flags;
     struct sockaddr *addr; /* connect: target; accept: peer out */
     socklen_t addrlen;     /* connect: length; accept: in/out */

@@ -275,13 +275,14 @@ static int ur_submit(cio__backend *b, cio__op *op)
     if (!b->has_op[op->kind] || ensure_fd(b, op->fd) < 0)
         return -ENOTSUP;
     fdrec *r = &b->fds[op->fd];
-    cio__op **place = op_place(b, op);
-    if (*place || (place == &r->rop ? r->reader : r->writer))
+    cio__op **place = op->file ? NULL : op_place(b, op);
+    if (place && (*place || (place == &r->rop ? r->reader : r->writer)))
         return -EBUSY;
     struct io_uring_sqe *sqe = get_sqe(b);
     if (sqe == NULL)
         return -ENOTSUP;
-    *place = op;
+    if (place)
+        *place = op;
     op->closed = false;
     switch (op->kind) {
     case CIO__OP_RECV:
@@ -298,11 +299,11 @@ static int ur_submit(cio__backend *b, cio__op *op)
         break;
     case CIO__OP_READ:
         io_uring_prep_read(sqe, op->fd, op->buf, (unsigned)op->len,
-                           (uint64_t)-1);
+                           (uint64_t)op->off);
         break;
     case CIO__OP_WRITE:
         io_uring_prep_write(sqe, op->fd, op->buf, (unsigned)op->len,
-                            (uint64_t)-1);
+                            (uint64_t)op->off);
         break;
     default:
         io_uring_prep_connect(sqe, op->fd, op->addr, op->addrlen);
@@ -338,7 +339,8 @@ static int reap(cio__backend *b)
         } else if (ud & TAG_OP) {
             cio__op *op = (cio__op *)(uintptr_t)(ud & ~(uint64_t)3);
             b->waiting--;
-            *op_place(b, op) = NULL;
+            if (!op->file)
+                *op_place(b, op) = NULL;
             if (op->closed && res == -ECANCELED)
                 res = -EBADF;
             cio__op_complete(op, res);

@@ -159,7 +159,8 @@ static ssize_t try_write(int fd, void *p)
 
 ssize_t cio__read(int fd, void *buf, size_t n)
 {
-    cio__op op = {.kind = CIO__OP_READ, .fd = fd, .buf = buf, .len = n};
+    cio__op op = {.kind = CIO__OP_READ, .fd = fd, .buf = buf, .len = n,
+                  .off = -1};
     ssize_t rc = cio__op_run(&op);
     if (rc != -ENOTSUP)
         return rc;

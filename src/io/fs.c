@@ -176,39 +176,49 @@ int cio_file_close(int fd)
     return rc;
 }
 
-static ssize_t rw(cio_task_fn job, int fd, void *buf, size_t n, off_t off)
+/* On io_uring the read or write is a ring operation (native, no thread);
+ * elsewhere, or where the kernel lacks it, a job on the files pool.
+ * `off` -1 means the current position. */
+static ssize_t rw(cio_task_fn job, int kind, int fd, void *buf, size_t n,
+                  off_t off)
 {
     if (fd < 0)
         return -EBADF;
     if (buf == NULL)
         return -EINVAL;
-    fs_req r = {.fd = fd, .buf = buf, .n = n < MAX_RW ? n : MAX_RW,
-                .off = off};
+    if (n > MAX_RW)
+        n = MAX_RW;
+    cio__op op = {.kind = kind, .fd = fd, .buf = buf, .len = n, .off = off,
+                  .file = true};
+    ssize_t rc = cio__op_run(&op);
+    if (rc != -ENOTSUP && rc != CIO_ENOTASK)
+        return rc;
+    fs_req r = {.fd = fd, .buf = buf, .n = n, .off = off < 0 ? 0 : off};
     return submit(job, &r);
 }
 
 ssize_t cio_file_read(int fd, void *buf, size_t n)
 {
-    return rw(job_read, fd, buf, n, 0);
+    return rw(job_read, CIO__OP_READ, fd, buf, n, -1);
 }
 
 ssize_t cio_file_write(int fd, const void *buf, size_t n)
 {
-    return rw(job_write, fd, (void *)buf, n, 0);
+    return rw(job_write, CIO__OP_WRITE, fd, (void *)buf, n, -1);
 }
 
 ssize_t cio_file_pread(int fd, void *buf, size_t n, off_t offset)
 {
     if (offset < 0)
         return -EINVAL;
-    return rw(job_pread, fd, buf, n, offset);
+    return rw(job_pread, CIO__OP_READ, fd, buf, n, offset);
 }
 
 ssize_t cio_file_pwrite(int fd, const void *buf, size_t n, off_t offset)
 {
     if (offset < 0)
         return -EINVAL;
-    return rw(job_pwrite, fd, (void *)buf, n, offset);
+    return rw(job_pwrite, CIO__OP_WRITE, fd, (void *)buf, n, offset);
 }
 
 int cio_file_fsync(int fd)
