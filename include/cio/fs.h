@@ -5,8 +5,10 @@
  * when a read would wait for the disk. On the epoll backend every call
  * below therefore runs its system call on a thread of the loop's
  * CIO_POOL_FILES pool (see cio/exec.h): the calling task waits, the loop
- * does not. A backend that does file I/O natively (io_uring) runs them
- * there instead, behind the same functions and with the same semantics.
+ * does not. On io_uring, reads and writes (cio_file_read, write, pread,
+ * pwrite) are ring operations instead, with no thread involved, behind
+ * the same functions and with the same semantics; the other calls use
+ * the pool there too.
  *
  * Common rules for every call here:
  * - Bad arguments (a NULL path, buffer or out-parameter, a negative fd)
