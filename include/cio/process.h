@@ -2,7 +2,8 @@
  *
  * A child starts with an empty signal mask and every signal at its default
  * action, whatever the loop's thread blocks or ignores (cio blocks SIGINT
- * and SIGTERM there to read them from a signalfd). It inherits no
+ * and SIGTERM there to read them from a signalfd, and SIGPIPE), and
+ * whatever the program ignores (a server's SIGPIPE). It inherits no
  * descriptor but 0, 1 and 2: cio's own are close-on-exec, and any other
  * descriptor of the program is closed in the child (Python's close_fds).
  *
@@ -22,8 +23,8 @@
  * it in a shielded scope before it returns -ECANCELED, so a cancelled
  * caller leaves no process and no zombie behind (unless the child cannot
  * be signalled at all, having changed its user: then it is left running
- * rather than waited for without end). Put a timeout scope
- * around cio_process_wait to run a child with a time limit.
+ * rather than waited for without end). Put a timeout scope around
+ * cio_process_wait to run a child with a time limit.
  */
 #ifndef CIO_PROCESS_H
 #define CIO_PROCESS_H
@@ -69,11 +70,12 @@ typedef struct cio_process_opts {
  * NULL means every stream inherited. The caller owns `*out` and releases
  * it with cio_process_free.
  * Failure to start the program is reported here, with the child already
- * gone: -ENOENT (no such program, or no such cwd), -EACCES, -ENOEXEC,
- * -ENOTDIR, ... . Also -EINVAL for NULLs, an unknown stdio mode,
- * CIO_PROC_STDOUT for stdin or stdout, or a negative kill_grace;
- * -EMFILE; -ENOMEM; CIO_ENOTASK outside a loop. Does not suspend (the
- * loop's thread is held only while the kernel creates the child). */
+ * gone: -ENOENT (no such program, or no such cwd), -EACCES (not
+ * executable), -ENOTDIR, ... (a file that is not a binary is run by
+ * /bin/sh, as execvp does). Also -EINVAL for NULLs, an unknown stdio
+ * mode, CIO_PROC_STDOUT for stdin or stdout, or a negative kill_grace;
+ * -EMFILE; -ENOMEM; CIO_ENOTASK outside a loop. Does not suspend: the
+ * loop's thread is held until the child has called exec (vfork). */
 int cio_process_spawn(cio_process **out, const char *file,
                       char *const argv[], const cio_process_opts *opts);
 
@@ -84,9 +86,9 @@ pid_t cio_process_pid(const cio_process *p);
 
 /* The parent's end of a CIO_PROC_PIPE stream, or NULL when that stream
  * is not a pipe (or stdin was closed by communicate). The streams belong
- * to `p`: read and write them freely, but do not close them (stdin may be
- * closed with cio_stream_write_eof, or by cio_process_communicate);
- * cio_process_free closes them. */
+ * to `p`: read and write them freely, but do not close them (end the
+ * child's input with cio_stream_write_eof on stdin, or let
+ * cio_process_communicate close it); cio_process_free closes them. */
 cio_stream *cio_process_stdin(const cio_process *p);
 cio_stream *cio_process_stdout(const cio_process *p);
 cio_stream *cio_process_stderr(const cio_process *p);
@@ -145,8 +147,9 @@ int cio_process_communicate(cio_process *p, cio_process_io *io,
 /* Release `p`. A child still running is killed with SIGKILL and reaped
  * (the loop's thread waits for the kernel to end it, which is quick), so
  * no zombie is left. The pipe streams are closed; data still queued for
- * stdin is dropped. Call it from a task of the loop that spawned `p`.
- * NULL is ignored. Does not suspend. */
+ * stdin is dropped. Call it on the thread of the loop that spawned `p`,
+ * when no task is suspended in a call on `p`. NULL is ignored. Does not
+ * suspend. */
 void cio_process_free(cio_process *p);
 
 #ifdef __cplusplus
