@@ -30,6 +30,10 @@
 struct cio_stream {
     int fd;
     bool sock; /* a socket (recv/send) or not (read/write: pipes, ttys) */
+    /* Readiness backends (epoll): after a short read, wait before the
+     * next receive instead of trying it first. */
+    bool wait_first;
+    bool drained;
     size_t limit, high, low;
     int users;   /* calls in progress */
     bool closed; /* freed when users drops to 0 */
@@ -120,6 +124,10 @@ int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
     }
     s->ring = s->sock && cio__loop && cio__loop->bops->supports &&
               cio__loop->bops->supports(cio__loop->backend, CIO__OP_SEND);
+    s->wait_first = s->sock && cio__loop &&
+                    !(cio__loop->bops->supports &&
+                      cio__loop->bops->supports(cio__loop->backend,
+                                                CIO__OP_RECV));
     s->limit = o && o->limit ? o->limit : DEFAULT_LIMIT;
     s->high = o && o->high_water ? o->high_water : DEFAULT_HIGH;
     s->low = o && o->low_water ? o->low_water : DEFAULT_LOW;
@@ -217,10 +225,24 @@ static ssize_t fill(cio_stream *s, size_t need)
     if (rc < 0)
         return rc;
     size_t end = s->rpos + s->rlen;
-    ssize_t n = s->sock ? cio_recv(s->fd, s->rbuf + end, s->rcap - end, 0)
-                        : cio__read(s->fd, s->rbuf + end, s->rcap - end);
+    size_t room = s->rcap - end;
+    if (s->drained) {
+        /* The last receive came back short: the socket is most likely
+         * empty, so wait for data rather than try a receive that would
+         * fail with EAGAIN (one system call saved per message). */
+        s->drained = false;
+        rc = cio_fd_wait(s->fd, CIO_READABLE, CIO_NEVER);
+        if (s->closed)
+            return -EBADF;
+        if (rc < 0)
+            return rc == -ECANCELED ? rc : (s->rerr = rc);
+    }
+    ssize_t n = s->sock ? cio_recv(s->fd, s->rbuf + end, room, 0)
+                        : cio__read(s->fd, s->rbuf + end, room);
     if (s->closed)
         return -EBADF;
+    if (n > 0 && (size_t)n < room && s->wait_first)
+        s->drained = true;
     if (n > 0)
         s->rlen += (size_t)n;
     else if (n == 0)
