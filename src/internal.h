@@ -476,6 +476,11 @@ struct cio_loop {
     /* Bumped whenever a scope is cancelled, a deadline moves or a chain is
      * rewired: tasks' cached cancellation states are then stale. */
     uint64_t cancel_epoch;
+    /* Tests: call park_hook(park_hook_arg) at the park_hook_count-th
+     * suspension of a task other than main (0: off). */
+    long park_hook_count;
+    void (*park_hook)(void *arg);
+    void *park_hook_arg;
     int shutting_down;
     int deadlocked;
     cio_stats stats;

@@ -327,6 +327,10 @@ int cio__park(cio_task *t, int kind, const void *obj, int64_t deadline,
     t->state = CIO__WAITING;
     t->budget = BUDGET;
     arm(t);
+    cio_loop *l = t->loop;
+    if (CIO__UNLIKELY(l->park_hook_count > 0) && !(t->flags & CIO__T_MAIN) &&
+        --l->park_hook_count == 0)
+        l->park_hook(l->park_hook_arg);
     cio__task_suspend(t);
     if (t->timer.idx)
         cio__timer_disarm(t->loop, &t->timer);
