@@ -97,7 +97,7 @@ static int echo_exchange(void *arg)
     int rc = cio_server_start(&srv, &a, echo, NULL, NULL);
     if (rc < 0)
         return rc;
-    cio_stream *c;
+    cio_stream *c = NULL;
     rc = cio_open_connection(&c, "127.0.0.1",
                              cio_addr_port(cio_server_addr(srv)), NULL);
     for (int i = 0; rc == 0 && i < 3; i++) {
