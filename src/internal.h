@@ -42,10 +42,10 @@ long cio__alloc_live(void);
 /* Make the nth allocation from now fail (1 = the next); 0 disarms. */
 void cio__alloc_fail_at(long nth);
 
-/* ---- reports (error.c) ---------------------------------------------------- */
+/* ---- reports (error.c) --------------------------------------------------- */
 void cio__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- context switch (coro_*.S / coro_ucontext.c) ---------------------------- */
+/* ---- context switch (coro_*.S / coro_ucontext.c) ------------------------- */
 #ifdef CIO_UCONTEXT
 #include <ucontext.h>
 typedef struct cio__ctx {
@@ -61,7 +61,7 @@ void cio__ctx_make(cio__ctx *c, void *lo, size_t size, void (*entry)(void));
 /* Save the current context into `from`, resume `to`. */
 void cio__ctx_switch(cio__ctx *from, cio__ctx *to);
 
-/* ---- stacks (stack.c) ------------------------------------------------------- */
+/* ---- stacks (stack.c) ---------------------------------------------------- */
 typedef struct cio__stack_pool cio__stack_pool;
 typedef struct cio__stack {
     void *lo;        /* lowest usable byte (above the guard) */
@@ -81,7 +81,7 @@ size_t cio__page_size(void);
 /* Tests: give new stacks canaries instead of guard pages. */
 void cio__stack_force_canary(void);
 
-/* ---- timers (timer.c): a binary min-heap ordered by (when, seq) ----------- */
+/* ---- timers (timer.c): a binary min-heap ordered by (when, seq) ---------- */
 typedef struct cio__timer cio__timer;
 typedef void (*cio__timer_fn)(cio_loop *l, cio__timer *t);
 struct cio__timer {
@@ -108,7 +108,7 @@ static inline cio__timer *cio__heap_top(const cio__heap *h)
 }
 void cio__heap_fini(cio__heap *h);
 
-/* ---- wait queues ------------------------------------------------------------- */
+/* ---- wait queues --------------------------------------------------------- */
 typedef struct cio__waiter {
     struct cio__waiter *prev, *next;
     cio_task *task;
@@ -146,7 +146,7 @@ static inline cio__waiter *cio__waitq_pop(cio__waitq *q)
     return w;
 }
 
-/* ---- tasks ------------------------------------------------------------------- */
+/* ---- tasks --------------------------------------------------------------- */
 enum cio__task_state {
     CIO__RUNNABLE = 1,
     CIO__RUNNING,
@@ -319,7 +319,7 @@ void cio__mutex_break_all(cio_task *t);
  * uninterruptible waits. */
 void cio__cancel_all(cio_loop *l, bool force);
 
-/* ---- backend ----------------------------------------------------------------- */
+/* ---- backend ------------------------------------------------------------- */
 typedef struct cio__backend cio__backend;
 
 /* A one-shot watch of an fd for readiness. `ready` runs in the loop when
@@ -421,7 +421,7 @@ typedef ssize_t (*cio__try_fn)(int fd, void *ctx);
  * `dir` readiness of `fd` in between (epoll style: try first). */
 ssize_t cio__io(int fd, unsigned dir, cio__try_fn fn, void *ctx);
 
-/* ---- calls from other threads (loop.c) ------------------------------------ */
+/* ---- calls from other threads (loop.c) ----------------------------------- */
 typedef struct cio__remote {
     struct cio__remote *next;
     void (*run)(struct cio__remote *r);  /* on the loop thread */
@@ -443,7 +443,7 @@ extern _Thread_local sigset_t cio__sigmask;
 extern _Thread_local bool cio__sigmask_known;
 void cio__signals_fini(cio_loop *l);
 
-/* ---- loop ----------------------------------------------------------------------- */
+/* ---- loop ---------------------------------------------------------------- */
 #include <pthread.h>
 #include <signal.h>
 #define CIO__NSIG 65

@@ -117,6 +117,9 @@ int trace_check(const trace *tr, const int *exp, int n, const char *file,
 
 #define ASSERT_TRACE_EMPTY(tr) ASSERT_EQ(0, (tr)->n)
 
+/* File descriptors open in this process now. */
+int cio_test_open_fds(void);
+
 /* Reports (cio__report lines) captured during the running test. */
 const char *cio_test_reports(void);
 void cio_test_reports_clear(void);

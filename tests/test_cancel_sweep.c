@@ -3,23 +3,11 @@
  * uncancelled; after each run no fd may be left open, no lock held, no
  * permit lost, no task alive; the runner checks cio's allocations at the
  * end. */
-#include <dirent.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "test.h"
-
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    while (d && readdir(d))
-        n++;
-    if (d)
-        closedir(d);
-    return n;
-}
 
 static void cancel_root(void *arg)
 {
@@ -32,7 +20,7 @@ static int sweep(cio_task_fn scenario, void *arg, int (*check)(void *))
 {
     cio_loop *l = cio__loop;
     for (long k = 1; k < 100000; k++) {
-        int fds = open_fds();
+        int fds = cio_test_open_fds();
         cio_stats before;
         cio_stats_get(&before);
         cio_task *t;
@@ -47,10 +35,11 @@ static int sweep(cio_task_fn scenario, void *arg, int (*check)(void *))
         cio_task_free(t);
         cio_stats after;
         cio_stats_get(&after);
-        if (open_fds() != fds || after.tasks_alive != before.tasks_alive ||
+        if (cio_test_open_fds() != fds ||
+            after.tasks_alive != before.tasks_alive ||
             (check && check(arg) != 0)) {
             fprintf(stderr, "  cancelled at point %ld: rc %d, fds %d -> %d, "
-                    "tasks %llu -> %llu\n", k, rc, fds, open_fds(),
+                    "tasks %llu -> %llu\n", k, rc, fds, cio_test_open_fds(),
                     (unsigned long long)before.tasks_alive,
                     (unsigned long long)after.tasks_alive);
             return -1;
@@ -122,7 +111,7 @@ TEST_REALTIME(sweep_stream_echo_with_server)
     return 0;
 }
 
-/* ---- scenario: a queue pipeline in a group ---------------------------------- */
+/* ---- scenario: a queue pipeline in a group ------------------------------- */
 
 typedef struct pipeline {
     cio_queue *q;
@@ -205,7 +194,7 @@ TEST(sweep_queue_pipeline_with_locks)
     return 0;
 }
 
-/* ---- scenario: thread jobs ---------------------------------------------------- */
+/* ---- scenario: thread jobs ----------------------------------------------- */
 
 static int short_job(void *arg)
 {

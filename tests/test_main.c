@@ -85,7 +85,7 @@ void cio_test_reports_clear(void)
     reports[0] = '\0';
 }
 
-static int open_fds(void)
+int cio_test_open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
@@ -111,10 +111,10 @@ static int run_one(const test_case *tc)
     cio_config_init(&cfg);
     cfg.clock = tc->clock;
     long before = cio__alloc_live();
-    int fds = open_fds();
+    int fds = cio_test_open_fds();
     int rc = cio_run_config(&cfg, body, (void *)tc);
     long leaked = cio__alloc_live() - before;
-    int fd_leaked = open_fds() - fds;
+    int fd_leaked = cio_test_open_fds() - fds;
     if (rc != 0) {
         fprintf(stderr, "  %s returned %d (%s)\n", tc->name, rc,
                 cio_err_name(rc));

@@ -33,18 +33,6 @@ static ssize_t read_to_end(cio_stream *s, char *buf, size_t size)
     return n < 0 ? n : (ssize_t)len;
 }
 
-static int open_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return -errno;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 TEST_REALTIME(process_echo_output_through_a_stream)
 {
     cio_process *p;
@@ -170,7 +158,7 @@ TEST_REALTIME(process_killed_by_a_signal)
 
 TEST_REALTIME(process_missing_program_fails_cleanly)
 {
-    int before = open_fds();
+    int before = cio_test_open_fds();
     ASSERT_OK(before);
     long live = cio__alloc_live();
     cio_process *p = NULL;
@@ -184,7 +172,7 @@ TEST_REALTIME(process_missing_program_fails_cleanly)
     ASSERT_EQ(-ENOENT, cio_process_spawn(&p, "/bin/true", argv, &o));
     ASSERT_TRUE(p == NULL);
     /* Nothing is left: no descriptor, no memory, no zombie. */
-    ASSERT_EQ(before, open_fds());
+    ASSERT_EQ(before, cio_test_open_fds());
     ASSERT_EQ(live, cio__alloc_live());
     ASSERT_EQ(-1, waitpid(-1, NULL, WNOHANG));
     ASSERT_EQ(ECHILD, errno);

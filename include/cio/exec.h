@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-/* ---- Executor (run_in_executor / to_thread) -------------------------------- */
+/* ---- Executor (run_in_executor / to_thread) ------------------------------ */
 
 /* Thread pools are bulkheads: separate pools for blocking DNS, files and
  * user work, so a slow resolver never starves file I/O. Each loop has the
@@ -53,7 +53,7 @@ int cio_to_thread_pool(cio_pool *p, cio_task_fn fn, void *arg);
  * from_thread.check_cancelled). false outside a job. Thread-safe. */
 bool cio_thread_cancelled(void);
 
-/* ---- Between threads ---------------------------------------------------------- */
+/* ---- Between threads ----------------------------------------------------- */
 
 typedef struct cio_loop cio_loop;
 
@@ -72,7 +72,7 @@ int cio_call_soon_threadsafe(cio_loop *l, void (*fn)(void *arg), void *arg);
  * own thread; -EINVAL; -ENOMEM; -ESHUTDOWN. Thread-safe; blocks. */
 int cio_run_threadsafe(cio_loop *l, cio_task_fn fn, void *arg, int *result);
 
-/* ---- Signals -------------------------------------------------------------------- */
+/* ---- Signals ------------------------------------------------------------- */
 
 /* Wait until signal `signo` arrives. The first call for a signal starts
  * catching it for the process (it is blocked and read from a signalfd by

@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-/* ---- Waiting on any fd ---------------------------------------------------- */
+/* ---- Waiting on any fd --------------------------------------------------- */
 
 #define CIO_READABLE 1u
 #define CIO_WRITABLE 2u
@@ -37,7 +37,7 @@ extern "C" {
  * caller's; close it only when no task waits on it. Suspends. */
 int cio_fd_wait(int fd, unsigned events, int64_t deadline);
 
-/* ---- Addresses ---------------------------------------------------------------- */
+/* ---- Addresses ----------------------------------------------------------- */
 
 /* An IPv4, IPv6 or Unix-domain socket address. */
 typedef struct cio_addr {
@@ -64,7 +64,7 @@ int cio_addr_format(const cio_addr *a, char *buf, size_t size);
 /* The port of an IP address, or -EINVAL. */
 int cio_addr_port(const cio_addr *a);
 
-/* ---- Sockets ---------------------------------------------------------------------- */
+/* ---- Sockets ------------------------------------------------------------- */
 
 /* Flags for cio_listen. */
 #define CIO_REUSEADDR 1u /* on by default unless CIO_NO_REUSEADDR */
@@ -120,7 +120,7 @@ int cio_close(int fd);
 int cio_set_nodelay(int fd, bool on);
 int cio_set_keepalive(int fd, bool on);
 
-/* ---- Streams (asyncio StreamReader / StreamWriter) -------------------------------- */
+/* ---- Streams (asyncio StreamReader / StreamWriter) ----------------------- */
 
 typedef struct cio_stream cio_stream;
 
@@ -212,7 +212,7 @@ int cio_stream_close(cio_stream *s);
 /* The stream's fd (still owned by the stream). */
 int cio_stream_fd(const cio_stream *s);
 
-/* ---- Servers (asyncio.start_server) ------------------------------------------------- */
+/* ---- Servers (asyncio.start_server) -------------------------------------- */
 
 typedef struct cio_server cio_server;
 /* A connection handler: runs as its own task, in a group the server

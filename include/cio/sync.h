@@ -74,7 +74,7 @@ bool cio_event_is_set(const cio_event *e);
  * is). 0, -ECANCELED, -EINVAL, CIO_ENOTASK. Suspends. */
 int cio_event_wait(cio_event *e);
 
-/* ---- Condition (asyncio.Condition) ----------------------------------------- */
+/* ---- Condition (asyncio.Condition) --------------------------------------- */
 
 typedef struct cio_cond {
     cio__waitq cio__waiters;
@@ -95,7 +95,7 @@ int cio_cond_wait(cio_cond *c, cio_mutex *m);
 int cio_cond_notify(cio_cond *c, int n);
 int cio_cond_notify_all(cio_cond *c);
 
-/* ---- Semaphores (asyncio.Semaphore, BoundedSemaphore) ----------------------- */
+/* ---- Semaphores (asyncio.Semaphore, BoundedSemaphore) -------------------- */
 
 typedef struct cio_sem {
     cio__waitq cio__waiters;
@@ -121,7 +121,7 @@ int cio_sem_try_acquire(cio_sem *s);
 int cio_sem_release(cio_sem *s);
 long cio_sem_value(const cio_sem *s);
 
-/* ---- Barrier (asyncio.Barrier) ---------------------------------------------- */
+/* ---- Barrier (asyncio.Barrier) ------------------------------------------- */
 
 typedef struct cio_barrier {
     cio__waitq cio__waiters;
@@ -143,7 +143,7 @@ int cio_barrier_abort(cio_barrier *b);
 /* Unbreak an aborted barrier with no waiters. -EBUSY if tasks wait. */
 int cio_barrier_reset(cio_barrier *b);
 
-/* ---- Queues (asyncio.Queue, LifoQueue, PriorityQueue) ------------------------ */
+/* ---- Queues (asyncio.Queue, LifoQueue, PriorityQueue) -------------------- */
 
 /* Items are `void *`: a queue moves pointers and never copies or frees
  * what they point to. That is asyncio's model (references to objects), it

@@ -137,7 +137,7 @@ int cio_wait_all_blocked(void);
  * suspend. */
 int cio_task_dump(int fd);
 
-/* ---- Cancel scopes and deadlines ------------------------------------------ */
+/* ---- Cancel scopes and deadlines ----------------------------------------- */
 
 /* A cancel scope lives in the caller's storage (usually its stack) between
  * cio_scope_enter and cio_scope_exit, which must pair up in LIFO order in
@@ -180,7 +180,7 @@ int cio_scope_cancel(cio_scope *sc);
  * expired); -EINVAL for NULL or a negative deadline. Does not suspend. */
 int cio_scope_set_deadline(cio_scope *sc, int64_t deadline);
 
-/* ---- Groups (asyncio.TaskGroup, Trio nursery) ------------------------------ */
+/* ---- Groups (asyncio.TaskGroup, Trio nursery) ---------------------------- */
 
 /* By default the first child to fail (return < 0, other than -ECANCELED)
  * cancels the group: its other children and the code of the task that
@@ -249,7 +249,7 @@ int cio_group_error(const cio_group *g, size_t i, const char **what);
  * invalid. NULL is ignored. */
 void cio_group_free(cio_group *g);
 
-/* ---- gather and bounded map -------------------------------------------------- */
+/* ---- gather and bounded map ---------------------------------------------- */
 
 typedef struct cio_call {
     cio_task_fn fn;
@@ -275,7 +275,7 @@ int cio_gather(cio_call *calls, size_t n, unsigned flags);
  * (a semaphore-bounded fan-out). limit 0 means no limit. */
 int cio_gather_limit(cio_call *calls, size_t n, size_t limit, unsigned flags);
 
-/* ---- Futures ------------------------------------------------------------------ */
+/* ---- Futures ------------------------------------------------------------- */
 
 typedef struct cio_future cio_future;
 typedef void (*cio_future_cb)(cio_future *f, void *arg);
@@ -302,7 +302,7 @@ int cio_future_on_done(cio_future *f, cio_future_cb cb, void *arg);
 /* Release `f`. -EBUSY (and nothing freed) while tasks wait on it. */
 int cio_future_free(cio_future *f);
 
-/* ---- Generators (async generators / async for) --------------------------------- */
+/* ---- Generators (async generators / async for) --------------------------- */
 
 typedef struct cio_gen cio_gen;
 typedef int (*cio_gen_fn)(cio_gen *g, void *arg);

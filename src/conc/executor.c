@@ -265,7 +265,7 @@ void cio__pools_fini(cio_loop *l)
         }
 }
 
-/* ---- between threads ------------------------------------------------------------ */
+/* ---- between threads ----------------------------------------------------- */
 
 cio_loop *cio_loop_current(void)
 {

@@ -42,7 +42,7 @@ static const char *task_name(cio_task *t)
     return t->name;
 }
 
-/* ---- lifetime ---------------------------------------------------------------- */
+/* ---- lifetime ------------------------------------------------------------ */
 
 static void task_timer_fire(cio_loop *l, cio__timer *tm);
 
@@ -133,7 +133,7 @@ void cio__task_dispose_all(cio_loop *l)
     }
 }
 
-/* ---- running ---------------------------------------------------------------------- */
+/* ---- running ------------------------------------------------------------- */
 
 static _Noreturn void task_exit(cio_task *t, int rc)
 {
@@ -259,7 +259,7 @@ int cio_spawn_ex(cio_task **out, cio_task_fn fn, void *arg,
     return cio__spawn(out, NULL, fn, arg, opts, __builtin_return_address(0));
 }
 
-/* ---- parking -------------------------------------------------------------------------- */
+/* ---- parking ------------------------------------------------------------- */
 
 /* Take a waiting task off what it waits on; false if that is refused. */
 static bool take_off(cio_task *t)
@@ -468,7 +468,7 @@ int cio_wait_all_blocked(void)
                        NULL, CIO_NEVER, 0);
 }
 
-/* ---- join, cancel, free -------------------------------------------------------------- */
+/* ---- join, cancel, free -------------------------------------------------- */
 
 static void join_unlink(cio_task *self)
 {
@@ -594,7 +594,7 @@ void cio_task_free(cio_task *t)
     cio__task_unref(t);
 }
 
-/* ---- accessors ----------------------------------------------------------------------- */
+/* ---- accessors ----------------------------------------------------------- */
 
 cio_task *cio_current(void)
 {

@@ -260,7 +260,7 @@ static void watch_done(cio__backend *b, slot *s, int res)
     w->ready(w, ready & w->events);
 }
 
-/* ---- operations ---------------------------------------------------------------- */
+/* ---- operations ---------------------------------------------------------- */
 
 static cio__op **op_place(cio__backend *b, const cio__op *op)
 {
@@ -323,7 +323,7 @@ static void ur_cancel(cio__backend *b, cio__op *op)
     io_uring_sqe_set_data64(sqe, 0);
 }
 
-/* ---- the wait -------------------------------------------------------------------- */
+/* ---- the wait ------------------------------------------------------------ */
 
 static int reap(cio__backend *b)
 {

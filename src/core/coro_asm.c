@@ -23,6 +23,6 @@ void cio__ctx_make(cio__ctx *c, void *lo, size_t size, void (*entry)(void))
     sp[11] = (void *)cio__ctx_trampoline;  /* x30 */
     c->sp = sp;
 #else
-#error "no assembly context switch for this architecture; build with CIO_UCONTEXT"
+#error "no assembly context switch here: build with CIO_UCONTEXT"
 #endif
 }

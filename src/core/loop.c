@@ -67,7 +67,7 @@ void cio__timer_disarm(cio_loop *l, cio__timer *t)
     cio__heap_remove(&l->timers, t);
 }
 
-/* ---- switching ---------------------------------------------------------------
+/* ---- switching --------------------------------------------------------------
  *
  * A task that suspends hands the CPU straight to the next runnable task
  * (one context switch instead of two through the loop) for up to
@@ -124,8 +124,8 @@ static cio_task *runq_pop(cio_loop *l);
 static void leave_task(cio_loop *l, cio_task *t)
 {
     if (CIO__UNLIKELY(!cio__stack_canary_ok(&t->stack))) {
-        cio__report("stack overflow in task %s (stack %zu bytes)", cio_task_name(t),
-                    t->stack.size);
+        cio__report("stack overflow in task %s (stack %zu bytes)",
+                    cio_task_name(t), t->stack.size);
         abort();
     }
     if (CIO__UNLIKELY(l->debug)) {
@@ -214,7 +214,7 @@ static void run_task(cio_loop *l, cio_task *t)
     after_switch(l);
 }
 
-/* ---- shutdown and deadlock ----------------------------------------------------- */
+/* ---- shutdown and deadlock ----------------------------------------------- */
 
 void cio__cancel_all(cio_loop *l, bool force)
 {
@@ -269,7 +269,7 @@ static bool handle_deadlock(cio_loop *l)
     return true;
 }
 
-/* ---- the turn --------------------------------------------------------------------- */
+/* ---- the turn ------------------------------------------------------------ */
 
 static void fire_timers(cio_loop *l)
 {
@@ -342,7 +342,7 @@ static bool wait_for_work(cio_loop *l)
     return true;
 }
 
-/* ---- calls from other threads ------------------------------------------------ */
+/* ---- calls from other threads -------------------------------------------- */
 
 static void on_remote(cio__fdw *w, unsigned events)
 {
@@ -433,7 +433,7 @@ static void loop_run(cio_loop *l)
     }
 }
 
-/* ---- create / destroy ------------------------------------------------------------- */
+/* ---- create / destroy ---------------------------------------------------- */
 
 /* io_uring where the kernel allows it, epoll otherwise or when asked. */
 static int backend_init(cio_loop *l, int kind)

@@ -1,13 +1,14 @@
-/* Timers: a 4-ary min-heap ordered by (when, seq), so
- * timers due at the same instant fire in the order they were armed (the
- * virtual clock relies on this for reproducible runs).
+/* Timers: a 4-ary min-heap ordered by (when, seq), so timers due at the
+ * same instant fire in the order they were armed (the virtual clock relies
+ * on this for reproducible runs).
  *
  * Why a heap and not a wheel: arming and cancelling are O(log n) with no
  * tuning of slot width or range, expiry is exact to the nanosecond, and at
  * 1e5-1e6 pending timers a removal costs ~0.5 us with the keys stored in
  * the heap array (1.0-1.3 us when every comparison read a cold task
- * struct), measured with bench/bench_timers and the sleepers bench. A wheel wins only
- * when timers are almost always cancelled before expiry at huge counts. */
+ * struct), measured with bench/bench_timers and the sleepers bench. A
+ * wheel wins only when timers are almost always cancelled before expiry
+ * at huge counts. */
 #include "internal.h"
 
 /* Four children per node: half the depth of a binary heap, and the

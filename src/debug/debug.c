@@ -87,7 +87,7 @@ int cio_task_dump(int fd)
     return d.rc < 0 ? d.rc : d.count;
 }
 
-/* ---- stack overflow report ------------------------------------------------- */
+/* ---- stack overflow report ----------------------------------------------- */
 
 static char altstack[16384];
 

@@ -66,7 +66,7 @@ ssize_t cio__io(int fd, unsigned dir, cio__try_fn fn, void *ctx)
     }
 }
 
-/* ---- completion-based operations --------------------------------------------- */
+/* ---- completion-based operations ----------------------------------------- */
 
 void cio__op_complete(cio__op *op, int result)
 {
@@ -111,7 +111,7 @@ ssize_t cio__op_run(cio__op *op)
     return op->result;
 }
 
-/* ---- pipes and other non-socket fds ------------------------------------------- */
+/* ---- pipes and other non-socket fds -------------------------------------- */
 
 static ssize_t again_or_errno(void)
 {

@@ -168,7 +168,7 @@ size_t cio_stream_write_pending(const cio_stream *s)
     return s ? pending(s) : 0;
 }
 
-/* ---- reading ------------------------------------------------------------------ */
+/* ---- reading ------------------------------------------------------------- */
 
 static void consume(cio_stream *s, size_t n)
 {
@@ -426,7 +426,7 @@ int cio_stream_consume(cio_stream *s, size_t n)
     return 0;
 }
 
-/* ---- writing ------------------------------------------------------------------ */
+/* ---- writing ------------------------------------------------------------- */
 
 static void wake_drainers(cio_stream *s, int result)
 {
