@@ -639,6 +639,19 @@ TEST(queue_item_of_cancelled_getter_goes_first_among_equal_priority)
 /* Two getters wait; `a` and `b` are handed to them, `c` is stored, and
  * both getters are cancelled before they run. Returns what the queue then
  * gives, in order, in `out` (3 items). */
+/* Take the 3 items left in `q` into `out` and free it; `err` if one is
+ * missing. */
+static int drain3(cio_queue *q, int *out, int err)
+{
+    for (int i = 0; i < 3; i++) {
+        void *it;
+        if (cio_queue_get_nowait(q, &it) < 0)
+            return err;
+        out[i] = VAL(it);
+    }
+    return cio_queue_free(q);
+}
+
 static int handback_two(int kind, int a, int b, int c, int *out)
 {
     cio_queue *q;
@@ -666,13 +679,7 @@ static int handback_two(int kind, int a, int b, int c, int *out)
     }
     if (cio_queue_size(q) != 3)
         return -2000;
-    for (int i = 0; i < 3; i++) {
-        void *it;
-        if (cio_queue_get_nowait(q, &it) < 0)
-            return -3000;
-        out[i] = VAL(it);
-    }
-    return cio_queue_free(q);
+    return drain3(q, out, -3000);
 }
 
 TEST(queue_items_of_cancelled_getters_keep_fifo_order)
@@ -753,13 +760,7 @@ static int pass_along(int kind, int a, int b, int c, int *out)
     cio_queue_put(q, ITEM(c));
     if (cio_queue_size(q) != 3)
         return -3000;
-    for (int i = 0; i < 3; i++) {
-        void *it;
-        if (cio_queue_get_nowait(q, &it) < 0)
-            return -4000;
-        out[i] = VAL(it);
-    }
-    return cio_queue_free(q);
+    return drain3(q, out, -4000);
 }
 
 TEST(queue_item_passed_between_cancelled_getters_keeps_its_place)
