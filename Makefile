@@ -31,10 +31,10 @@ $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) $(GEN) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
 
 test: all
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE valgrind
+	cd $(BUILD) && $(CURDIR)/tests/servers.sh ctest --output-on-failure -j $(JOBS) -LE valgrind
 
 valgrind: all
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L valgrind
+	cd $(BUILD) && $(CURDIR)/tests/servers.sh ctest --output-on-failure -j $(JOBS) -L valgrind
 
 demo: all
 	$(BUILD)/examples/demo
