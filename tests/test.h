@@ -120,6 +120,20 @@ int trace_check(const trace *tr, const int *exp, int n, const char *file,
 /* File descriptors open in this process now. */
 int cio_test_open_fds(void);
 
+/* The address of a test server from the environment variable `var`
+ * (CIO_TEST_REDIS, CIO_TEST_PG: set by tests/servers.sh, which `make test`
+ * runs under). NULL when unset: the caller skips (TEST_SERVER returns 0
+ * from the test). With CIO_TEST_REQUIRE_SERVERS=1 (CI) an unset variable
+ * fails the test instead. */
+const char *cio_test_server(const char *var);
+#define TEST_SERVER(var)                            \
+    ({                                              \
+        const char *srv_ = cio_test_server(var);    \
+        if (srv_ == NULL)                           \
+            return 0;                               \
+        srv_;                                       \
+    })
+
 /* Reports (cio__report lines) captured during the running test. */
 const char *cio_test_reports(void);
 void cio_test_reports_clear(void);

@@ -97,6 +97,20 @@ int cio_test_open_fds(void)
     return n;
 }
 
+const char *cio_test_server(const char *var)
+{
+    const char *v = getenv(var);
+    if (v && *v)
+        return v;
+    if (getenv("CIO_TEST_REQUIRE_SERVERS")) {
+        fprintf(stderr, "  %s is not set: no test server (see tests/servers.sh)\n",
+                var);
+        exit(1);
+    }
+    printf("  skip: %s is not set (run under tests/servers.sh)\n", var);
+    return NULL;
+}
+
 static int body(void *arg)
 {
     const test_case *tc = arg;
