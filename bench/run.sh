@@ -185,3 +185,16 @@ if [[ ${BENCH_ECHO:-1} != 0 && -x $bin/echo/echo_load ]]; then
     echo
     "$here/echo/run_echo.sh" "$build"
 fi
+
+# The other suites (bench/NAME/run_NAME.sh BUILD) append their own rows to
+# results.jsonl and print their own tables; BENCH_NAME=0 skips one
+# (BENCH_TLS=0, BENCH_HTTP=0, ...).
+for suite in "$here"/*/run_*.sh; do
+    name=$(basename "$suite" .sh)
+    name=${name#run_}
+    [[ $name == echo ]] && continue
+    var=BENCH_${name^^}
+    [[ ${!var:-1} == 0 ]] && continue
+    echo
+    "$suite" "$build" || echo "note: $name suite failed"
+done
