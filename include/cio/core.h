@@ -32,7 +32,16 @@ extern "C" {
     X(CIO_EINCOMPLETE, -4094, "stream ended before the requested size")     \
     X(CIO_ENOTASK, -4093, "not called from inside a cio task")              \
     X(CIO_EDEADLOCK, -4092, "deadlock: every task waits and none can wake") \
-    X(CIO_ECLOSING, -4091, "group is cancelling or closed; spawn refused")
+    X(CIO_ECLOSING, -4091, "closing: new work refused")                   \
+    X(CIO_ENOTFOUND, -4090, "host name not found")                          \
+    X(CIO_ENODATA, -4089, "name has no record of the requested type")       \
+    X(CIO_EDNS, -4088, "DNS query failed (server failure or refused)")     \
+    X(CIO_EBADRESP, -4087, "malformed response from the peer")              \
+    X(CIO_ETLS, -4086, "TLS protocol error")                                \
+    X(CIO_ECERT, -4085, "peer certificate verification failed")             \
+    X(CIO_EHTTP, -4084, "malformed HTTP message")                           \
+    X(CIO_EREDIRECTS, -4083, "too many redirects")                          \
+    X(CIO_ESERVER, -4082, "the server reported an error")
 
 enum {
 #define CIO__ERR_ENUM(name, value, text) name = (value),
