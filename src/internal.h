@@ -174,6 +174,8 @@ enum cio__wait_kind {
     CIO__W_BLOCKED,
     CIO__W_THREAD,
     CIO__W_SIGNAL,
+    CIO__W_POOL,
+    CIO__W_LAST = CIO__W_POOL,
 };
 const char *cio__wait_kind_name(int kind);
 

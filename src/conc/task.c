@@ -28,8 +28,9 @@ const char *cio__wait_kind_name(int kind)
         [CIO__W_FUTURE] = "future",     [CIO__W_GEN] = "generator",
         [CIO__W_FD] = "fd",             [CIO__W_BLOCKED] = "all-blocked",
         [CIO__W_THREAD] = "thread job", [CIO__W_SIGNAL] = "signal",
+        [CIO__W_POOL] = "pool",
     };
-    if (kind < 0 || kind > CIO__W_SIGNAL)
+    if (kind < 0 || kind > CIO__W_LAST)
         return "?";
     return names[kind];
 }
