@@ -22,8 +22,9 @@
  * The pool belongs to the loop it was created on; it is not thread-safe.
  * The callbacks run in the calling task (open/check/reset/close may
  * suspend) or in the pool's own maintenance task (idle expiry, min_size
- * refill), always under a deadline scope the pool sets up where a config
- * timeout applies.
+ * refill). `open` runs under `open_timeout`; `reset` and `close` run
+ * shielded from cancellation under `close_timeout`, so a connection is
+ * always cleaned up, even by a cancelled task.
  */
 #ifndef CIO_POOL_H
 #define CIO_POOL_H
@@ -53,6 +54,9 @@ typedef struct cio_pool_config {
     int64_t check_after;
     /* Time allowed for one `open`; 0 = only the caller's deadline. */
     int64_t open_timeout;
+    /* Time allowed for one `close` or `reset`, which run shielded from
+     * cancellation so that a cancelled task still cleans up; 0 = 5 s. */
+    int64_t close_timeout;
 
     /* Open a connection; store it in *conn and return 0, or return a
      * negative error (passed on to the acquiring task). May suspend. */
@@ -77,7 +81,7 @@ typedef struct cio_pool_stats {
     uint64_t closed;
     uint64_t acquired;
     uint64_t discarded; /* released broken, failed check or reset */
-    uint64_t timeouts;  /* acquires that ended by deadline */
+    uint64_t abandoned; /* waits in acquire ended by deadline or cancel */
 } cio_pool_stats;
 
 /* Create a pool on the running loop from `cfg` (copied). Opens nothing
