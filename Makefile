@@ -23,7 +23,7 @@ CMAKE_FLAGS += -DCMAKE_C_COMPILER=$(CC)
 endif
 GEN := $(shell command -v ninja >/dev/null 2>&1 && echo -G Ninja)
 
-.PHONY: all test demo bench install clean valgrind fuzz
+.PHONY: all test demo bench bench-report install clean valgrind fuzz
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
@@ -41,6 +41,11 @@ demo: all
 
 bench: all
 	bench/run.sh $(BUILD)
+
+# Charts (gnuplot) and the results table in docs/benchmarks.md from the
+# last `make bench`.
+bench-report:
+	bench/report.py $(BUILD) docs
 
 # libFuzzer targets (clang); FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
