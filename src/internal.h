@@ -249,6 +249,10 @@ struct cio_task {
 
 /* The loop running on this thread, or NULL. */
 extern _Thread_local cio_loop *cio__loop;
+/* Called on the loop's thread when its run has ended, just before the loop
+ * is freed (no task is left; what is posted to it later is dropped). Set
+ * by cio_run_multi (xloop.c) for the loops it runs. */
+extern _Thread_local void (*cio__loop_close_hook)(cio_loop *l);
 
 /* The running task or NULL. */
 static inline cio_task *cio__self(void);
@@ -423,6 +427,40 @@ typedef ssize_t (*cio__try_fn)(int fd, void *ctx);
  * `dir` readiness of `fd` in between (epoll style: try first). */
 ssize_t cio__io(int fd, unsigned dir, cio__try_fn fn, void *ctx);
 
+/* ---- stream transports (stream.c) ---------------------------------------- */
+/* A stream whose bytes go through something other than its fd (TLS): the
+ * stream keeps its read buffer and its reading calls, and asks the
+ * transport for bytes and to carry writes. Each hook gets `impl`. */
+typedef struct cio__stream_transport {
+    /* Receive up to `n` bytes into `buf`: a count (> 0), 0 at end of
+     * stream, or < 0 (-ECANCELED consumes nothing). Suspends. */
+    ssize_t (*recv)(void *impl, void *buf, size_t n);
+    /* Queue `n` bytes for sending: 0 or < 0. Does not suspend. */
+    int (*send)(void *impl, const void *buf, size_t n);
+    /* Bytes queued and not yet sent. */
+    size_t (*pending)(const void *impl);
+    /* Wait until at most `target` bytes are queued. Suspends. */
+    int (*wait_sent)(void *impl, size_t target);
+    /* End the sending side (flushing first). Suspends. */
+    int (*write_eof)(void *impl);
+    /* The stream is being closed (once); `busy` says another task is
+     * suspended in one of its calls and must be woken. Suspends. */
+    int (*close)(void *impl, bool busy);
+    /* Release `impl`, when the stream's memory goes. Does not suspend. */
+    void (*free)(void *impl);
+} cio__stream_transport;
+
+/* A stream over transport `tr` (which gets `impl`); `fd` is what
+ * cio_stream_fd reports. On failure `impl` is left to the caller. */
+int cio__stream_open_transport(cio_stream **out, int fd,
+                               const cio__stream_transport *tr, void *impl,
+                               const cio_stream_opts *opts);
+/* The stream's transport impl if it uses `tr`, else NULL. */
+void *cio__stream_transport_impl(const cio_stream *s,
+                                 const cio__stream_transport *tr);
+/* Wait until at most `target` bytes are queued on `s`. Suspends. */
+int cio__stream_wait_sent(cio_stream *s, size_t target);
+
 /* ---- calls from other threads (loop.c) ----------------------------------- */
 typedef struct cio__remote {
     struct cio__remote *next;
@@ -436,6 +474,9 @@ int cio__remote_post(cio_loop *l, cio__remote *r);
 /* executor.c */
 typedef struct cio_pool cio_pool;
 void cio__pools_fini(cio_loop *l);
+
+/* dns.c: free the loop's resolver (before the backend closes). */
+void cio__dns_fini(cio_loop *l);
 
 /* signal.c */
 int cio__signals_init(cio_loop *l, bool handle_default);
@@ -496,6 +537,8 @@ struct cio_loop {
     bool rclosed;
     /* Executor pools (built-in ones by kind). */
     cio_pool *pools[3];
+    /* The resolver (src/net/dns.c), made at the first lookup. */
+    struct cio__dns *dns;
     /* Signals. */
     int sfd;
     cio__fdw swatch;

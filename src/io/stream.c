@@ -12,7 +12,11 @@
  *
  * A stream may be closed while another task is suspended in one of its
  * calls: the fd is closed (waking that task with -EBADF) and the memory is
- * freed when the last call in progress returns. */
+ * freed when the last call in progress returns.
+ *
+ * A stream with a transport (TLS) keeps its read buffer and reading calls
+ * but gets its bytes from the transport, which also carries its writes:
+ * the fd paths below are skipped for it. */
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -57,16 +61,23 @@ struct cio_stream {
     cio__op sop;
     char *sbuf;
     size_t scap, spos, slen;
+    /* A transport instead of the fd, or NULL. */
+    const cio__stream_transport *tr;
+    void *timpl;
 };
 
 /* Bytes queued for sending, in flight included. */
 static size_t pending(const cio_stream *s)
 {
+    if (CIO__UNLIKELY(s->tr != NULL))
+        return s->tr->pending(s->timpl);
     return s->wlen + s->slen;
 }
 
 static void stream_free(cio_stream *s)
 {
+    if (s->tr)
+        s->tr->free(s->timpl);
     cio__free(s->rbuf);
     cio__free(s->sbuf);
     cio__free(s->wbuf);
@@ -137,6 +148,32 @@ int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
     return 0;
 }
 
+int cio__stream_open_transport(cio_stream **out, int fd,
+                               const cio__stream_transport *tr, void *impl,
+                               const cio_stream_opts *o)
+{
+    cio_stream *s = cio__calloc(1, sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    s->fd = fd;
+    s->sock = true;
+    s->tr = tr;
+    s->timpl = impl;
+    s->limit = o && o->limit ? o->limit : DEFAULT_LIMIT;
+    s->high = o && o->high_water ? o->high_water : DEFAULT_HIGH;
+    s->low = o && o->low_water ? o->low_water : DEFAULT_LOW;
+    if (s->low > s->high)
+        s->low = s->high;
+    *out = s;
+    return 0;
+}
+
+void *cio__stream_transport_impl(const cio_stream *s,
+                                 const cio__stream_transport *tr)
+{
+    return s && s->tr == tr && tr != NULL ? s->timpl : NULL;
+}
+
 int cio_open_connection(cio_stream **out, const char *host, int port,
                         const cio_stream_opts *opts)
 {
@@ -188,6 +225,14 @@ static void take(cio_stream *s, void *buf, size_t n)
     consume(s, n);
 }
 
+/* One receive from the fd or the transport. Suspends. */
+static ssize_t recv_some(cio_stream *s, void *buf, size_t n)
+{
+    if (CIO__UNLIKELY(s->tr != NULL))
+        return s->tr->recv(s->timpl, buf, n);
+    return s->sock ? cio_recv(s->fd, buf, n, 0) : cio__read(s->fd, buf, n);
+}
+
 /* Make room for at least `need` buffered bytes and one more recv. */
 static int reserve_read(cio_stream *s, size_t need)
 {
@@ -237,8 +282,7 @@ static ssize_t fill(cio_stream *s, size_t need)
         if (rc < 0)
             return rc == -ECANCELED ? rc : (s->rerr = rc);
     }
-    ssize_t n = s->sock ? cio_recv(s->fd, s->rbuf + end, room, 0)
-                        : cio__read(s->fd, s->rbuf + end, room);
+    ssize_t n = recv_some(s, s->rbuf + end, room);
     if (s->closed)
         return -EBADF;
     if (n > 0 && (size_t)n < room && s->wait_first)
@@ -267,8 +311,7 @@ static ssize_t do_read(cio_stream *s, void *buf, size_t n)
 {
     if (s->rlen == 0) {
         if (n >= DIRECT_READ && !s->eof && !s->rerr) {
-            ssize_t r = s->sock ? cio_recv(s->fd, buf, n, 0)
-                                : cio__read(s->fd, buf, n);
+            ssize_t r = recv_some(s, buf, n);
             if (s->closed)
                 return -EBADF;
             if (r == 0)
@@ -605,6 +648,8 @@ int cio_stream_write(cio_stream *s, const void *buf, size_t n)
         return -EPIPE;
     if (n == 0)
         return 0;
+    if (CIO__UNLIKELY(s->tr != NULL))
+        return s->tr->send(s->timpl, buf, n);
     if (s->ring)
         return ring_write(s, buf, n);
     const char *p = buf;
@@ -632,6 +677,8 @@ int cio_stream_write(cio_stream *s, const void *buf, size_t n)
 /* Wait until at most `target` bytes are queued. */
 static int wait_queue(cio_stream *s, size_t target)
 {
+    if (CIO__UNLIKELY(s->tr != NULL))
+        return s->tr->wait_sent(s->timpl, target);
     CIO__SELF_OR_RETURN(t);
     int rc = cio__checkpoint(t);
     while (rc == 0 && pending(s) > target && !s->werr) {
@@ -655,6 +702,15 @@ int cio_stream_drain(cio_stream *s)
     return (int)leave(s, rc);
 }
 
+int cio__stream_wait_sent(cio_stream *s, size_t target)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (!enter(s))
+        return -EBADF;
+    return (int)leave(s, wait_queue(s, target));
+}
+
 int cio_stream_flush(cio_stream *s)
 {
     if (s == NULL)
@@ -670,6 +726,14 @@ int cio_stream_write_eof(cio_stream *s)
         return -EINVAL;
     if (s->wshut)
         return 0;
+    if (s->tr) {
+        if (!enter(s))
+            return -EBADF;
+        int rc = s->tr->write_eof(s->timpl);
+        if (rc == 0)
+            s->wshut = true;
+        return (int)leave(s, rc);
+    }
     int rc = cio_stream_flush(s);
     if (rc < 0)
         return rc;
@@ -683,12 +747,29 @@ int cio_stream_write_eof(cio_stream *s)
     return 0;
 }
 
+/* Closing a stream with a transport: refuse new calls at once, and keep
+ * the memory while the transport closes (it may suspend) and while other
+ * calls in progress return. */
+static int close_transport(cio_stream *s)
+{
+    bool busy = s->users > 0;
+    s->closed = true;
+    s->users++;
+    int rc = s->tr->close(s->timpl, busy);
+    s->fd = -1;
+    s->users--;
+    maybe_free(s);
+    return rc;
+}
+
 int cio_stream_close(cio_stream *s)
 {
     if (s == NULL)
         return 0;
     if (s->closed)
         return -EBADF;
+    if (s->tr)
+        return close_transport(s);
     int rc = 0;
     if (pending(s) > 0 && !s->werr && cio__self())
         rc = cio_stream_flush(s);
