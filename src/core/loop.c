@@ -506,6 +506,7 @@ fail:
 static void loop_free(cio_loop *l)
 {
     cio__task_dispose_all(l);
+    cio__dns_fini(l);
     cio__pools_fini(l);
     cio__signals_fini(l);
     remote_fini(l);
