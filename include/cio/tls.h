@@ -54,11 +54,13 @@ typedef struct cio_tls_ctx cio_tls_ctx;
 
 typedef struct cio_tls_config {
     /* Certificates to trust, as a PEM file and/or an OpenSSL hashed
-     * directory. Both NULL: the system's store (default verify paths). */
+     * directory. Both NULL: the system's store (default verify paths).
+     * A server reads them only with verify_client. */
     const char *ca_file;
     const char *ca_dir;
-    /* PEM certificate chain and private key: required for a server,
-     * optional for a client (a client certificate). */
+    /* PEM certificate chain (the certificate, then its intermediates:
+     * the chain sent is what the file holds) and private key: required
+     * for a server, optional for a client (a client certificate). */
     const char *cert_file;
     const char *key_file;
     /* Client: do not verify the server's certificate or host name (for

@@ -202,7 +202,11 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 
 static int ctx_load(cio_tls_ctx *x, const cio_tls_config *cfg)
 {
-    if (cfg->ca_file || cfg->ca_dir) {
+    if (x->server && !cfg->verify_client) {
+        /* Nothing to verify; and the chain is what cert_file holds, not
+         * looked up in a store at each handshake. */
+        SSL_CTX_set_mode(x->ssl, SSL_MODE_NO_AUTO_CHAIN);
+    } else if (cfg->ca_file || cfg->ca_dir) {
         if (SSL_CTX_load_verify_locations(x->ssl, cfg->ca_file, cfg->ca_dir) !=
             1)
             return ctx_fail(x, "loading CA certificates");
