@@ -1,0 +1,79 @@
+/* Private to src/http: shared helpers of the HTTP server and client. */
+#ifndef CIO_HTTP_INT_H
+#define CIO_HTTP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "cio/http.h"
+
+/* A growable byte buffer (cio__malloc'd). */
+typedef struct hbuf {
+    char *p;
+    size_t len, cap;
+} hbuf;
+
+int cio__hbuf_reserve(hbuf *b, size_t extra);
+int cio__hbuf_add(hbuf *b, const void *p, size_t n);
+int cio__hbuf_adds(hbuf *b, const char *s);
+/* Append a formatted string. */
+int cio__hbuf_addf(hbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cio__hbuf_free(hbuf *b);
+
+/* A parsed header list: offsets into one buffer, NUL-terminated names and
+ * values. */
+typedef struct hlist {
+    hbuf data;
+    size_t *off; /* 2 per header: name, value */
+    size_t n, cap;
+} hlist;
+
+/* Start a new header (name piece) or extend the current name / value
+ * (llhttp hands them over in pieces). */
+int cio__hlist_piece(hlist *h, bool value, const char *at, size_t n);
+/* Terminate the last piece. */
+int cio__hlist_end_piece(hlist *h);
+const char *cio__hlist_get(const hlist *h, const char *name);
+size_t cio__hlist_count(const hlist *h, const char *name);
+const char *cio__hlist_name(const hlist *h, size_t i);
+const char *cio__hlist_value(const hlist *h, size_t i);
+void cio__hlist_reset(hlist *h);
+void cio__hlist_free(hlist *h);
+
+/* The IMF-fixdate of now, cached per second ("Sun, 06 Nov 1994 08:49:37
+ * GMT", 29 bytes). */
+const char *cio__http_date(void);
+/* Format `t` as an IMF-fixdate into buf (>= 32 bytes). */
+void cio__http_fmt_date(char *buf, int64_t t);
+/* Parse an IMF-fixdate; -1 when malformed. */
+int64_t cio__http_parse_date(const char *s);
+
+/* Percent-decode `n` bytes of `s` into `out` (size >= n + 1). Returns the
+ * decoded length, or -EINVAL for a bad escape or a NUL byte. '+' is kept. */
+ssize_t cio__http_pct_decode(const char *s, size_t n, char *out);
+
+/* Case-insensitive ASCII comparison of a NUL-terminated pair. */
+bool cio__http_ieq(const char *a, const char *b);
+/* Whether the comma-separated token list `list` holds `tok` (any case). */
+bool cio__http_has_token(const char *list, const char *tok);
+
+/* A parsed absolute URL. */
+typedef struct http_url {
+    bool https;
+    char host[256]; /* without brackets */
+    int port;
+    char *target; /* path + query, cio__malloc'd */
+} http_url;
+
+/* Parse an absolute http(s) URL. 0; -EINVAL; -EPROTONOSUPPORT for
+ * another scheme; -ENOMEM. */
+int cio__http_url_parse(http_url *u, const char *url);
+/* Resolve `loc` (a Location value) against `base` into a new URL string
+ * (cio__malloc'd). 0, -EINVAL, -ENOMEM. */
+int cio__http_url_join(const http_url *base, const char *loc, char **out);
+void cio__http_url_free(http_url *u);
+
+#endif

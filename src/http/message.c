@@ -1,0 +1,347 @@
+/* The server's request and response objects: accessors, body reading,
+ * response writing. */
+#include <strings.h>
+
+#include "server_int.h"
+
+/* ---- Request ------------------------------------------------------------- */
+
+const char *cio_http_req_method(const cio_http_req *r)
+{
+    return r->method;
+}
+
+const char *cio_http_req_target(const cio_http_req *r)
+{
+    return r->target;
+}
+
+const char *cio_http_req_path(const cio_http_req *r)
+{
+    return r->path;
+}
+
+const char *cio_http_req_query(const cio_http_req *r)
+{
+    return r->query;
+}
+
+int cio_http_req_version(const cio_http_req *r)
+{
+    return r->version;
+}
+
+const char *cio_http_req_header(const cio_http_req *r, const char *name)
+{
+    return cio__hlist_get(&r->c->hdr, name);
+}
+
+size_t cio_http_req_header_count(const cio_http_req *r)
+{
+    return r->c->hdr.n;
+}
+
+int cio_http_req_header_at(const cio_http_req *r, size_t i,
+                           const char **name, const char **value)
+{
+    if (i >= r->c->hdr.n)
+        return -EINVAL;
+    if (name)
+        *name = cio__hlist_name(&r->c->hdr, i);
+    if (value)
+        *value = cio__hlist_value(&r->c->hdr, i);
+    return 0;
+}
+
+const char *cio_http_req_param(const cio_http_req *r, const char *name)
+{
+    for (size_t i = 0; i < r->nparams; i++)
+        if (strcmp(r->params.p + r->poff[2 * i], name) == 0)
+            return r->params.p + r->poff[2 * i + 1];
+    return NULL;
+}
+
+int64_t cio_http_req_content_length(const cio_http_req *r)
+{
+    return r->clen;
+}
+
+const cio_addr *cio_http_req_peer(const cio_http_req *r)
+{
+    return &r->c->peer;
+}
+
+static int send_continue(cio_http_req *r)
+{
+    r->continue_sent = true;
+    if (r->c->w != NULL && r->c->w->started)
+        return 0;
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    return cio__http_conn_send(r->c, msg, sizeof msg - 1);
+}
+
+ssize_t cio_http_req_read(cio_http_req *r, void *buf, size_t n)
+{
+    hconn *c = r->c;
+    if (r->body_err)
+        return r->body_err;
+    int rc = cio_checkpoint();
+    if (rc < 0)
+        return rc;
+    if (r->expect_continue && !r->continue_sent && !c->msg_done &&
+        (rc = send_continue(r)) < 0)
+        goto fail;
+    while (c->body_off == c->body.len) {
+        if (c->msg_done)
+            return 0;
+        c->body.len = c->body_off = 0;
+        rc = cio__http_conn_feed_body(c);
+        if (rc == CIO_EHTTP && c->perr == 413)
+            rc = -EMSGSIZE;
+        if (rc < 0)
+            goto fail;
+    }
+    size_t k = c->body.len - c->body_off;
+    if (k > n)
+        k = n;
+    memcpy(buf, c->body.p + c->body_off, k);
+    c->body_off += k;
+    return (ssize_t)k;
+fail:
+    if (rc != -ECANCELED)
+        r->body_err = rc;
+    c->keep_alive = false;
+    return rc;
+}
+
+int cio_http_req_body(cio_http_req *r, const char **data, size_t *len,
+                      size_t max)
+{
+    if (max == 0)
+        max = cio__http_server_opts(r->c->hs)->max_body;
+    r->whole.len = 0;
+    for (;;) {
+        int rc = cio__hbuf_reserve(&r->whole, 4096);
+        if (rc < 0)
+            return rc;
+        ssize_t n = cio_http_req_read(r, r->whole.p + r->whole.len,
+                                      r->whole.cap - r->whole.len - 1);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            break;
+        r->whole.len += (size_t)n;
+        if (r->whole.len > max) {
+            r->body_err = -EMSGSIZE;
+            r->c->keep_alive = false;
+            return -EMSGSIZE;
+        }
+    }
+    r->whole.p[r->whole.len] = '\0';
+    *data = r->whole.p;
+    *len = r->whole.len;
+    return 0;
+}
+
+/* ---- Response ------------------------------------------------------------ */
+
+int cio_http_writer_status(cio_http_writer *w, int status)
+{
+    if (w->started)
+        return -EALREADY;
+    if (status < 200 || status > 999)
+        return -EINVAL;
+    w->status = status;
+    return 0;
+}
+
+static const char *const owned[] = {"content-length", "transfer-encoding",
+                                    "connection", "date"};
+
+int cio_http_writer_header(cio_http_writer *w, const char *name,
+                           const char *value)
+{
+    if (cio_http_header_check(name, value) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        if (strcasecmp(name, owned[i]) == 0)
+            return -EINVAL;
+    if (w->started)
+        return -EALREADY;
+    return cio__hbuf_addf(&w->hdrs, "%s: %s\r\n", name, value);
+}
+
+int cio_http_writer_length(cio_http_writer *w, int64_t len)
+{
+    if (w->started)
+        return -EALREADY;
+    if (len < 0)
+        return -EINVAL;
+    w->length = len;
+    return 0;
+}
+
+void cio_http_writer_close(cio_http_writer *w)
+{
+    w->close = true;
+}
+
+bool cio_http_writer_started(const cio_http_writer *w)
+{
+    return w->started;
+}
+
+int cio_http_writer_status_code(const cio_http_writer *w)
+{
+    return w->status;
+}
+
+uint64_t cio_http_writer_bytes(const cio_http_writer *w)
+{
+    return w->bytes;
+}
+
+/* Assemble the head into c->out (emptied first). */
+static int build_head(cio_http_writer *w)
+{
+    hconn *c = w->c;
+    hbuf *b = &c->out;
+    b->len = 0;
+    w->started = true;
+    w->no_body = w->status < 200 || w->status == 204 || w->status == 304;
+    if (cio__http_server_closing(c->hs) || w->close)
+        c->keep_alive = false;
+    const char *srv = cio__http_server_name(c->hs);
+    int rc = cio__hbuf_addf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", w->status,
+                            cio_http_reason(w->status), cio__http_date());
+    if (rc == 0 && srv)
+        rc = cio__hbuf_addf(b, "Server: %s\r\n", srv);
+    if (rc == 0 && w->hdrs.len)
+        rc = cio__hbuf_add(b, w->hdrs.p, w->hdrs.len);
+    if (rc == 0 && !w->no_body) {
+        if (w->length >= 0)
+            rc = cio__hbuf_addf(b, "Content-Length: %lld\r\n",
+                                (long long)w->length);
+        else if (w->head_only)
+            ;
+        else if (c->p.http_minor >= 1 && c->p.http_major == 1) {
+            w->chunked = true;
+            rc = cio__hbuf_adds(b, "Transfer-Encoding: chunked\r\n");
+        } else {
+            c->keep_alive = false; /* the end of the body is the close */
+        }
+    }
+    if (rc == 0) {
+        if (!c->keep_alive)
+            rc = cio__hbuf_adds(b, "Connection: close\r\n");
+        else if (c->p.http_minor == 0)
+            rc = cio__hbuf_adds(b, "Connection: keep-alive\r\n");
+    }
+    if (rc == 0)
+        rc = cio__hbuf_add(b, "\r\n", 2);
+    return rc;
+}
+
+/* Append body bytes to c->out, framed. */
+static int add_body(cio_http_writer *w, const void *data, size_t n)
+{
+    hbuf *b = &w->c->out;
+    if (n == 0 || w->head_only || w->no_body)
+        return 0;
+    int rc = 0;
+    if (w->chunked)
+        rc = cio__hbuf_addf(b, "%zx\r\n", n);
+    if (rc == 0)
+        rc = cio__hbuf_add(b, data, n);
+    if (rc == 0 && w->chunked)
+        rc = cio__hbuf_add(b, "\r\n", 2);
+    return rc;
+}
+
+static int send_out(cio_http_writer *w)
+{
+    hconn *c = w->c;
+    int rc = c->out.len ? cio__http_conn_send(c, c->out.p, c->out.len) : 0;
+    c->out.len = 0;
+    if (rc < 0) {
+        w->failed = true;
+        c->keep_alive = false;
+    }
+    return rc;
+}
+
+int cio_http_writer_write(cio_http_writer *w, const void *data, size_t n)
+{
+    if (w->failed)
+        return -EPIPE;
+    if (w->ended)
+        return -EPIPE;
+    int rc = cio_checkpoint();
+    if (rc < 0)
+        return rc;
+    if (w->length >= 0 && w->bytes + n > (uint64_t)w->length)
+        return -EMSGSIZE;
+    if (!w->started) {
+        rc = build_head(w);
+    } else {
+        w->c->out.len = 0;
+    }
+    w->bytes += n;
+    if (rc == 0)
+        rc = add_body(w, data, n);
+    if (rc < 0)
+        return rc;
+    return send_out(w);
+}
+
+int cio_http_writer_end(cio_http_writer *w)
+{
+    if (w->ended)
+        return 0;
+    if (w->failed)
+        return -EPIPE;
+    int rc = 0;
+    if (!w->started) {
+        if (w->length < 0 && !w->head_only)
+            w->length = 0;
+        rc = build_head(w);
+    } else {
+        w->c->out.len = 0;
+    }
+    if (rc == 0 && w->chunked)
+        rc = cio__hbuf_add(&w->c->out, "0\r\n\r\n", 5);
+    w->ended = true;
+    if (rc < 0)
+        return rc;
+    rc = send_out(w);
+    if (rc == 0 && w->length >= 0 && !w->head_only && !w->no_body &&
+        w->bytes < (uint64_t)w->length) {
+        w->failed = true;
+        w->c->keep_alive = false;
+        rc = -EPIPE;
+    }
+    return rc;
+}
+
+int cio_http_send(cio_http_writer *w, int status, const char *content_type,
+                  const void *body, size_t len)
+{
+    int rc = cio_http_writer_status(w, status);
+    if (rc == 0 && content_type != NULL)
+        rc = cio_http_writer_header(w, "Content-Type", content_type);
+    if (rc == 0)
+        rc = cio_http_writer_length(w, (int64_t)len);
+    if (rc < 0)
+        return rc;
+    rc = cio_checkpoint();
+    if (rc < 0)
+        return rc;
+    rc = build_head(w);
+    if (rc == 0)
+        rc = add_body(w, body, len);
+    w->bytes = len;
+    w->ended = true;
+    if (rc < 0)
+        return rc;
+    return send_out(w);
+}
