@@ -265,10 +265,9 @@ static int read_for_head(cio_redis *c)
         return CIO_EBADRESP; /* a reply nobody asked for */
     }
     r->replies[r->got++] = rep;
+    c->owed--;
     if (r->got == r->n)
         finish_head(c, 0);
-    else
-        c->owed--;
     return 0;
 }
 
@@ -421,8 +420,8 @@ static int do_connect(cio_redis *c)
         cio_redis_reply *rep;
         rc = read_reply(c, s, &rep);
         if (rc == 0 && rep->type == CIO_REDIS_ERROR)
-            rc = cio_errorf(CIO_ESERVER, "redis handshake: %s", rep->str);
-        if (rc == 0)
+            rc = CIO_ESERVER;
+        if (rc == 0 || rc == CIO_ESERVER)
             cio_redis_reply_free(rep);
     }
     c->wlen = 0;

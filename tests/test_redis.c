@@ -1,0 +1,759 @@
+/* The Redis client against a real redis-server (tests/servers.sh starts
+ * one; without it these tests skip). Each test uses keys of its own. */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cio/redis.h>
+
+#include "test.h"
+
+static int config_from(cio_redis_config *cfg, const char *addr)
+{
+    static char host[64];
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
+        return -EINVAL;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    cio_redis_config_init(cfg);
+    cfg->host = host;
+    cfg->port = atoi(colon + 1);
+    return 0;
+}
+
+static int connect_to(cio_redis **c, const char *addr, int protocol)
+{
+    cio_redis_config cfg;
+    int rc = config_from(&cfg, addr);
+    if (rc < 0)
+        return rc;
+    cfg.protocol = protocol;
+    return cio_redis_connect(c, &cfg);
+}
+
+static int del(cio_redis *c, const char *key)
+{
+    return cio_redis_cmd(c, NULL, "DEL", key, NULL);
+}
+
+TEST_REALTIME(redis_strings_lists_hashes)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *c;
+    ASSERT_OK(connect_to(&c, addr, 2));
+    ASSERT_EQ(2, cio_redis_protocol(c));
+    ASSERT_OK(del(c, "t:str"));
+    /* Binary-safe values and keys. */
+    const char *set[] = {"SET", "t:str", "a\0b\r\nc"};
+    size_t setlen[] = {3, 5, 6};
+    cio_redis_reply *r;
+    ASSERT_OK(cio_redis_command(c, &r, 3, set, setlen));
+    ASSERT_EQ(CIO_REDIS_STATUS, r->type);
+    ASSERT_STR_EQ("OK", r->str);
+    cio_redis_reply_free(r);
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:str", NULL));
+    ASSERT_EQ(CIO_REDIS_STRING, r->type);
+    ASSERT_EQ(6, r->len);
+    ASSERT_TRUE(memcmp(r->str, "a\0b\r\nc", 6) == 0);
+    cio_redis_reply_free(r);
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:nokey", NULL));
+    ASSERT_EQ(CIO_REDIS_NIL, r->type);
+    cio_redis_reply_free(r);
+    /* Integers. */
+    ASSERT_OK(del(c, "t:n"));
+    for (int i = 1; i <= 3; i++) {
+        ASSERT_OK(cio_redis_cmd(c, &r, "INCR", "t:n", NULL));
+        ASSERT_EQ(CIO_REDIS_INTEGER, r->type);
+        ASSERT_EQ(i, r->integer);
+        cio_redis_reply_free(r);
+    }
+    /* Lists. */
+    ASSERT_OK(del(c, "t:list"));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "RPUSH", "t:list", "a", "b", "c", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "LRANGE", "t:list", "0", "-1", NULL));
+    ASSERT_EQ(CIO_REDIS_ARRAY, r->type);
+    ASSERT_EQ(3, r->len);
+    ASSERT_STR_EQ("a", r->elem[0]->str);
+    ASSERT_STR_EQ("c", r->elem[2]->str);
+    cio_redis_reply_free(r);
+    /* Hashes: a flat array in RESP2. */
+    ASSERT_OK(del(c, "t:h"));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "HSET", "t:h", "f", "v", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "HGETALL", "t:h", NULL));
+    ASSERT_EQ(CIO_REDIS_ARRAY, r->type);
+    ASSERT_EQ(2, r->len);
+    ASSERT_STR_EQ("v", r->elem[1]->str);
+    cio_redis_reply_free(r);
+    /* A large value, bigger than the stream's buffer. */
+    size_t big = 3 * 1024 * 1024 + 7;
+    char *v = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        v[i] = (char)(i * 31 + 7);
+    const char *bset[] = {"SET", "t:big", v};
+    size_t blen[] = {3, 5, big};
+    ASSERT_OK(cio_redis_command(c, &r, 3, bset, blen));
+    cio_redis_reply_free(r);
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:big", NULL));
+    ASSERT_EQ(big, r->len);
+    ASSERT_TRUE(memcmp(r->str, v, big) == 0);
+    cio_redis_reply_free(r);
+    free(v);
+    ASSERT_EQ(0, cio_redis_pending(c));
+    cio_redis_close(c);
+    return 0;
+}
+
+TEST_REALTIME(redis_error_reply_is_eserver_with_message)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *c;
+    ASSERT_OK(connect_to(&c, addr, 2));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "SET", "t:err", "notanumber", NULL));
+    cio_redis_reply *r;
+    ASSERT_EQ(CIO_ESERVER, cio_redis_cmd(c, &r, "INCR", "t:err", NULL));
+    ASSERT_EQ(CIO_REDIS_ERROR, r->type);
+    ASSERT_TRUE(strncmp(r->str, "ERR ", 4) == 0);
+    cio_redis_reply_free(r);
+    ASSERT_EQ(CIO_ESERVER, cio_redis_cmd(c, &r, "NOSUCHCOMMAND", NULL));
+    ASSERT_TRUE(strstr(r->str, "unknown command") != NULL);
+    cio_redis_reply_free(r);
+    /* Bad arguments are refused before anything is sent. */
+    ASSERT_EQ(-EINVAL, cio_redis_command(c, &r, 0, NULL, NULL));
+    ASSERT_TRUE(r == NULL);
+    /* The connection is still in step. */
+    ASSERT_OK(cio_redis_cmd(c, &r, "PING", NULL));
+    ASSERT_STR_EQ("PONG", r->str);
+    cio_redis_reply_free(r);
+    cio_redis_close(c);
+    return 0;
+}
+
+TEST_REALTIME(redis_pipeline_1000_commands)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *c;
+    ASSERT_OK(connect_to(&c, addr, 2));
+    ASSERT_OK(del(c, "t:pipe"));
+    enum { N = 1000 };
+    static const char *const incr[] = {"INCR", "t:pipe"};
+    cio_redis_argv *cmds = malloc(N * sizeof *cmds);
+    cio_redis_reply **reps = malloc(N * sizeof *reps);
+    for (int i = 0; i < N; i++)
+        cmds[i] = (cio_redis_argv){2, incr, NULL};
+    /* An error reply in the middle is just that command's reply. */
+    static const char *const bad[] = {"HGET", "t:pipe", "f"};
+    cmds[500] = (cio_redis_argv){3, bad, NULL};
+    ASSERT_OK(cio_redis_pipeline(c, N, cmds, reps));
+    long long want = 1;
+    for (int i = 0; i < N; i++) {
+        if (i == 500) {
+            ASSERT_EQ(CIO_REDIS_ERROR, reps[i]->type);
+        } else {
+            ASSERT_EQ(CIO_REDIS_INTEGER, reps[i]->type);
+            ASSERT_EQ(want++, reps[i]->integer);
+        }
+        cio_redis_reply_free(reps[i]);
+    }
+    free(cmds);
+    free(reps);
+    ASSERT_EQ(0, cio_redis_pending(c));
+    cio_redis_close(c);
+    return 0;
+}
+
+typedef struct shared {
+    cio_redis *c;
+    int id;
+    int errors;
+} shared;
+
+static int sharer(void *arg)
+{
+    shared *s = arg;
+    char key[32], val[32];
+    snprintf(key, sizeof key, "t:share:%d", s->id);
+    for (int i = 0; i < 20; i++) {
+        snprintf(val, sizeof val, "%d-%d", s->id, i);
+        cio_redis_reply *r;
+        int rc = cio_redis_cmd(s->c, &r, "SET", key, val, NULL);
+        cio_redis_reply_free(r);
+        if (rc < 0)
+            return rc;
+        rc = cio_redis_cmd(s->c, &r, "GET", key, NULL);
+        if (rc < 0)
+            return rc;
+        if (r->type != CIO_REDIS_STRING || strcmp(r->str, val) != 0)
+            s->errors++;
+        cio_redis_reply_free(r);
+    }
+    return 0;
+}
+
+TEST_REALTIME(redis_tasks_share_one_connection)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *c;
+    ASSERT_OK(connect_to(&c, addr, 2));
+    enum { T = 50 };
+    shared sh[T];
+    cio_group *g;
+    ASSERT_OK(cio_group_new(&g, 0));
+    for (int i = 0; i < T; i++) {
+        sh[i] = (shared){c, i, 0};
+        ASSERT_OK(cio_group_spawn(g, NULL, sharer, &sh[i]));
+    }
+    ASSERT_OK(cio_group_join(g));
+    cio_group_free(g);
+    for (int i = 0; i < T; i++)
+        ASSERT_EQ(0, sh[i].errors);
+    ASSERT_EQ(0, cio_redis_pending(c));
+    cio_redis_close(c);
+    return 0;
+}
+
+TEST_REALTIME(redis_transaction_and_watch_abort)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *c, *other;
+    ASSERT_OK(connect_to(&c, addr, 2));
+    ASSERT_OK(connect_to(&other, addr, 2));
+    ASSERT_OK(del(c, "t:tx"));
+    static const char *const set[] = {"SET", "t:tx", "10"};
+    static const char *const incr[] = {"INCRBY", "t:tx", "5"};
+    static const char *const get[] = {"GET", "t:tx"};
+    cio_redis_argv cmds[] = {{3, set, NULL}, {3, incr, NULL}, {2, get, NULL}};
+    cio_redis_reply *r;
+    ASSERT_OK(cio_redis_transaction(c, &r, 3, cmds));
+    ASSERT_EQ(CIO_REDIS_ARRAY, r->type);
+    ASSERT_EQ(3, r->len);
+    ASSERT_STR_EQ("OK", r->elem[0]->str);
+    ASSERT_EQ(15, r->elem[1]->integer);
+    ASSERT_STR_EQ("15", r->elem[2]->str);
+    cio_redis_reply_free(r);
+    /* WATCH, a change by another client, EXEC: aborted, nothing ran. */
+    const char *keys[] = {"t:tx"};
+    ASSERT_OK(cio_redis_watch(c, 1, keys));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "SET", "t:tx", "99", NULL));
+    ASSERT_EQ(-EAGAIN, cio_redis_transaction(c, &r, 3, cmds));
+    ASSERT_TRUE(r == NULL);
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:tx", NULL));
+    ASSERT_STR_EQ("99", r->str);
+    cio_redis_reply_free(r);
+    /* WATCH then UNWATCH: the transaction runs. */
+    ASSERT_OK(cio_redis_watch(c, 1, keys));
+    ASSERT_OK(cio_redis_unwatch(c));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "SET", "t:tx", "1", NULL));
+    ASSERT_OK(cio_redis_transaction(c, &r, 3, cmds));
+    cio_redis_reply_free(r);
+    /* A command refused while queueing aborts the whole transaction. */
+    static const char *const arity[] = {"GET"};
+    cio_redis_argv bad[] = {{3, set, NULL}, {1, arity, NULL}};
+    ASSERT_EQ(CIO_ESERVER, cio_redis_transaction(c, &r, 2, bad));
+    ASSERT_EQ(CIO_REDIS_ERROR, r->type);
+    ASSERT_TRUE(strncmp(r->str, "EXECABORT", 9) == 0);
+    cio_redis_reply_free(r);
+    /* A run-time error is one element of the result. */
+    static const char *const hget[] = {"HGET", "t:tx", "f"};
+    cio_redis_argv mixed[] = {{2, get, NULL}, {3, hget, NULL}};
+    ASSERT_OK(cio_redis_transaction(c, &r, 2, mixed));
+    ASSERT_EQ(CIO_REDIS_STRING, r->elem[0]->type);
+    ASSERT_EQ(CIO_REDIS_ERROR, r->elem[1]->type);
+    cio_redis_reply_free(r);
+    cio_redis_close(other);
+    cio_redis_close(c);
+    return 0;
+}
+
+static int pubsub_check(const char *addr, int protocol)
+{
+    cio_redis *sub, *pub;
+    ASSERT_OK(connect_to(&sub, addr, protocol));
+    ASSERT_OK(connect_to(&pub, addr, protocol));
+    const char *chans[] = {"t:chan:a", "t:chan:b"};
+    ASSERT_OK(cio_redis_subscribe(sub, 2, chans, false));
+    const char *pats[] = {"t:pat:*"};
+    ASSERT_OK(cio_redis_subscribe(sub, 1, pats, true));
+    /* A subscriber refuses ordinary commands. */
+    ASSERT_EQ(-EBUSY, cio_redis_cmd(sub, NULL, "PING", NULL));
+    cio_redis_reply *r;
+    ASSERT_OK(cio_redis_cmd(pub, &r, "PUBLISH", "t:chan:b", "hello", NULL));
+    ASSERT_EQ(1, r->integer);
+    cio_redis_reply_free(r);
+    ASSERT_OK(cio_redis_cmd(pub, NULL, "PUBLISH", "t:pat:x", "w\0rld", NULL));
+    cio_redis_message *m;
+    ASSERT_OK(cio_redis_next_message(sub, &m, cio_deadline_after(CIO_SEC)));
+    ASSERT_EQ(CIO_REDIS_MESSAGE, m->kind);
+    ASSERT_STR_EQ("t:chan:b", m->channel);
+    ASSERT_EQ(5, m->data_len);
+    ASSERT_STR_EQ("hello", m->data);
+    ASSERT_TRUE(m->pattern == NULL);
+    cio_redis_message_free(m);
+    ASSERT_OK(cio_redis_next_message(sub, &m, cio_deadline_after(CIO_SEC)));
+    ASSERT_EQ(CIO_REDIS_PMESSAGE, m->kind);
+    ASSERT_STR_EQ("t:pat:*", m->pattern);
+    ASSERT_STR_EQ("t:pat:x", m->channel);
+    ASSERT_EQ(1, m->data_len); /* C-string argument: up to the NUL */
+    cio_redis_message_free(m);
+    /* Nothing more: the deadline ends the wait. */
+    ASSERT_EQ(-ETIMEDOUT, cio_redis_next_message(
+                              sub, &m, cio_deadline_after(50 * CIO_MSEC)));
+    /* Unsubscribe from everything: back to an ordinary connection. */
+    ASSERT_OK(cio_redis_unsubscribe(sub, 0, NULL, false));
+    ASSERT_OK(cio_redis_unsubscribe(sub, 0, NULL, true));
+    ASSERT_EQ(-ENOTCONN, cio_redis_next_message(sub, &m, CIO_NEVER));
+    ASSERT_OK(cio_redis_cmd(sub, &r, "PING", NULL));
+    ASSERT_STR_EQ("PONG", r->str);
+    cio_redis_reply_free(r);
+    cio_redis_close(pub);
+    cio_redis_close(sub);
+    return 0;
+}
+
+TEST_REALTIME(redis_pubsub_between_two_connections)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    return pubsub_check(addr, 2);
+}
+
+TEST_REALTIME(redis_pubsub_resp3)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    return pubsub_check(addr, 3);
+}
+
+typedef struct publisher {
+    const char *addr;
+    int n;
+} publisher;
+
+static int publish_n(void *arg)
+{
+    publisher *p = arg;
+    cio_redis *c;
+    int rc = connect_to(&c, p->addr, 2);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; rc >= 0 && i < p->n; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        rc = cio_redis_cmd(c, NULL, "PUBLISH", "t:gen", v, NULL);
+    }
+    cio_redis_close(c);
+    return rc < 0 ? rc : 0;
+}
+
+TEST_REALTIME(redis_pubsub_generator)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *sub;
+    ASSERT_OK(connect_to(&sub, addr, 2));
+    const char *chans[] = {"t:gen"};
+    ASSERT_OK(cio_redis_subscribe(sub, 1, chans, false));
+    cio_gen *g;
+    ASSERT_OK(cio_redis_messages(&g, sub));
+    publisher p = {addr, 10};
+    cio_task *t;
+    ASSERT_OK(cio_spawn(&t, publish_n, &p));
+    for (int i = 0; i < 10; i++) {
+        void *v;
+        ASSERT_OK(cio_gen_next(g, &v));
+        cio_redis_message *m = v;
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        ASSERT_STR_EQ(want, m->data);
+    }
+    ASSERT_OK(cio_task_join(t));
+    cio_task_free(t);
+    /* Closing the generator mid-wait leaves the connection usable. */
+    ASSERT_OK(cio_gen_close(g));
+    cio_gen_free(g);
+    ASSERT_OK(cio_redis_unsubscribe(sub, 0, NULL, false));
+    cio_redis_close(sub);
+    return 0;
+}
+
+TEST_REALTIME(redis_resp3_hello_maps_and_types)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *c;
+    ASSERT_OK(connect_to(&c, addr, 3));
+    ASSERT_EQ(3, cio_redis_protocol(c));
+    cio_redis_reply *r;
+    ASSERT_OK(cio_redis_cmd(c, &r, "HELLO", "3", NULL));
+    ASSERT_EQ(CIO_REDIS_MAP, r->type);
+    bool found = false;
+    for (size_t i = 0; i + 1 < r->len; i += 2)
+        if (strcmp(r->elem[i]->str, "proto") == 0) {
+            ASSERT_EQ(3, r->elem[i + 1]->integer);
+            found = true;
+        }
+    ASSERT_TRUE(found);
+    cio_redis_reply_free(r);
+    ASSERT_OK(del(c, "t:h3"));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "HSET", "t:h3", "a", "1", "b", "2", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "HGETALL", "t:h3", NULL));
+    ASSERT_EQ(CIO_REDIS_MAP, r->type);
+    ASSERT_EQ(4, r->len);
+    cio_redis_reply_free(r);
+    ASSERT_OK(del(c, "t:z3"));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "ZADD", "t:z3", "1.5", "m", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "ZSCORE", "t:z3", "m", NULL));
+    ASSERT_EQ(CIO_REDIS_DOUBLE, r->type);
+    ASSERT_TRUE(r->dval == 1.5);
+    cio_redis_reply_free(r);
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:none3", NULL));
+    ASSERT_EQ(CIO_REDIS_NIL, r->type);
+    cio_redis_reply_free(r);
+    ASSERT_EQ(CIO_ESERVER, cio_redis_cmd(c, &r, "SMEMBERS", "t:h3", NULL));
+    ASSERT_TRUE(strncmp(r->str, "WRONGTYPE", 9) == 0);
+    cio_redis_reply_free(r); /* an error, and still in step */
+    ASSERT_OK(cio_redis_cmd(c, NULL, "SADD", "t:s3", "x", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "SMEMBERS", "t:s3", NULL));
+    ASSERT_EQ(CIO_REDIS_SET, r->type);
+    cio_redis_reply_free(r);
+    cio_redis_close(c);
+    return 0;
+}
+
+TEST_REALTIME(redis_blpop_deadline_then_connection_in_step)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *c, *other;
+    ASSERT_OK(connect_to(&c, addr, 2));
+    ASSERT_OK(connect_to(&other, addr, 2));
+    ASSERT_OK(del(c, "t:bl"));
+    cio_scope sc;
+    ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(100 * CIO_MSEC), 0));
+    cio_redis_reply *r;
+    ASSERT_EQ(-ECANCELED, cio_redis_cmd(c, &r, "BLPOP", "t:bl", "0", NULL));
+    ASSERT_TRUE(r == NULL);
+    ASSERT_EQ(-ETIMEDOUT, cio_scope_exit(&sc));
+    /* The BLPOP is still owed; its reply, when it comes, is dropped and
+     * the next command gets its own reply. */
+    ASSERT_EQ(1, cio_redis_pending(c));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "RPUSH", "t:bl", "x", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "ECHO", "mine", NULL));
+    ASSERT_STR_EQ("mine", r->str);
+    cio_redis_reply_free(r);
+    ASSERT_EQ(0, cio_redis_pending(c));
+    /* command_timeout does the same per command, as -ETIMEDOUT. */
+    cio_redis *t;
+    cio_redis_config cfg;
+    ASSERT_OK(config_from(&cfg, addr));
+    cfg.command_timeout = 50 * CIO_MSEC;
+    ASSERT_OK(cio_redis_connect(&t, &cfg));
+    ASSERT_EQ(-ETIMEDOUT, cio_redis_cmd(t, &r, "BLPOP", "t:bl", "0", NULL));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "RPUSH", "t:bl", "y", NULL));
+    ASSERT_OK(cio_redis_cmd(t, &r, "ECHO", "again", NULL));
+    ASSERT_STR_EQ("again", r->str);
+    cio_redis_reply_free(r);
+    cio_redis_close(t);
+    cio_redis_close(other);
+    cio_redis_close(c);
+    return 0;
+}
+
+typedef struct blocker {
+    cio_redis *c;
+    int rc;
+} blocker;
+
+static int blpop_task(void *arg)
+{
+    blocker *b = arg;
+    cio_redis_reply *r;
+    b->rc = cio_redis_cmd(b->c, &r, "BLPOP", "t:cancel", "0", NULL);
+    cio_redis_reply_free(r);
+    return b->rc;
+}
+
+static int echo_task(void *arg)
+{
+    blocker *b = arg;
+    cio_redis_reply *r;
+    b->rc = cio_redis_cmd(b->c, &r, "ECHO", "behind", NULL);
+    if (b->rc == 0 && strcmp(r->str, "behind") != 0)
+        b->rc = -EPROTO;
+    cio_redis_reply_free(r);
+    return b->rc;
+}
+
+TEST_REALTIME(redis_cancel_mid_command_keeps_connection)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *c, *other;
+    ASSERT_OK(connect_to(&c, addr, 2));
+    ASSERT_OK(connect_to(&other, addr, 2));
+    ASSERT_OK(del(c, "t:cancel"));
+    /* A reader blocked in BLPOP, and a task queued behind it. */
+    blocker b1 = {c, 1}, b2 = {c, 1};
+    cio_task *t1, *t2;
+    ASSERT_OK(cio_spawn(&t1, blpop_task, &b1));
+    ASSERT_OK(cio_spawn(&t2, echo_task, &b2));
+    ASSERT_OK(cio_sleep(20 * CIO_MSEC));
+    ASSERT_EQ(2, cio_redis_pending(c));
+    /* Cancel the reader: the one behind takes over reading. */
+    ASSERT_OK(cio_task_cancel(t1));
+    ASSERT_EQ(-ECANCELED, cio_task_join(t1));
+    ASSERT_OK(cio_sleep(20 * CIO_MSEC));
+    ASSERT_TRUE(!cio_task_done(t2));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "RPUSH", "t:cancel", "v", NULL));
+    ASSERT_OK(cio_task_join(t2));
+    cio_task_free(t1);
+    cio_task_free(t2);
+    ASSERT_EQ(0, cio_redis_pending(c));
+    /* The list item went to the cancelled BLPOP (the server ran it). */
+    cio_redis_reply *r;
+    ASSERT_OK(cio_redis_cmd(c, &r, "LLEN", "t:cancel", NULL));
+    ASSERT_EQ(0, r->integer);
+    cio_redis_reply_free(r);
+    cio_redis_close(other);
+    cio_redis_close(c);
+    return 0;
+}
+
+typedef struct pool_user {
+    cio_redis_pool *pool;
+    int max_seen;
+} pool_user;
+
+static int pool_worker(void *arg)
+{
+    pool_user *u = arg;
+    cio_redis *c;
+    int rc = cio_redis_pool_acquire(u->pool, &c);
+    if (rc < 0)
+        return rc;
+    cio_redis_reply *r;
+    rc = cio_redis_cmd(c, &r, "INCR", "t:pool", NULL);
+    cio_redis_reply_free(r);
+    cio_pool_stats st;
+    cio_redis_pool_stats(u->pool, &st);
+    if ((int)st.size > u->max_seen)
+        u->max_seen = (int)st.size;
+    if (rc == 0)
+        rc = cio_sleep(CIO_MSEC);
+    cio_redis_pool_release(u->pool, c, rc < 0);
+    return rc;
+}
+
+TEST_REALTIME(redis_pool_under_contention)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis_config cfg;
+    ASSERT_OK(config_from(&cfg, addr));
+    cio_pool_config pc = {.max_size = 5};
+    cio_redis_pool *pool;
+    ASSERT_OK(cio_redis_pool_create(&pool, &cfg, &pc));
+    cio_redis *c;
+    ASSERT_OK(cio_redis_pool_acquire(pool, &c));
+    ASSERT_OK(del(c, "t:pool"));
+    ASSERT_OK(cio_redis_pool_release(pool, c, false));
+    pool_user u = {pool, 0};
+    cio_group *g;
+    ASSERT_OK(cio_group_new(&g, 0));
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(cio_group_spawn(g, NULL, pool_worker, &u));
+    ASSERT_OK(cio_group_join(g));
+    cio_group_free(g);
+    ASSERT_TRUE(u.max_seen <= 5);
+    cio_pool_stats st;
+    ASSERT_OK(cio_redis_pool_stats(pool, &st));
+    ASSERT_EQ(101, st.acquired);
+    ASSERT_TRUE(st.opened <= 5);
+    ASSERT_OK(cio_redis_pool_acquire(pool, &c));
+    cio_redis_reply *r;
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:pool", NULL));
+    ASSERT_STR_EQ("100", r->str);
+    cio_redis_reply_free(r);
+    /* A connection that still owes a reply is not reused. */
+    cio_scope sc;
+    ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(20 * CIO_MSEC), 0));
+    ASSERT_EQ(-ECANCELED, cio_redis_cmd(c, NULL, "BLPOP", "t:pl", "0", NULL));
+    cio_scope_exit(&sc);
+    ASSERT_OK(cio_redis_pool_release(pool, c, false));
+    ASSERT_OK(cio_redis_pool_stats(pool, &st));
+    ASSERT_EQ(1, st.discarded);
+    ASSERT_OK(cio_redis_pool_close(pool));
+    return 0;
+}
+
+/* ---- a server of our own, killed and restarted --------------------------- */
+
+static int free_port(void)
+{
+    int fd;
+    cio_addr a;
+    int rc = cio_addr_ip(&a, "127.0.0.1", 0);
+    if (rc == 0)
+        rc = cio_listen(&fd, &a, 1, 0);
+    if (rc < 0)
+        return rc;
+    socklen_t len = sizeof a.u;
+    getsockname(fd, &a.u.sa, &len);
+    a.len = len;
+    rc = cio_addr_port(&a);
+    cio_close(fd);
+    return rc;
+}
+
+static int start_server(cio_process **p, const char *bin, int port)
+{
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    char *argv[] = {(char *)"redis-server", (char *)"--port", ps,
+                    (char *)"--bind", (char *)"127.0.0.1", (char *)"--save",
+                    (char *)"", (char *)"--appendonly", (char *)"no",
+                    (char *)"--dir", (char *)"/tmp", NULL};
+    cio_process_opts o = {.stdin_mode = CIO_PROC_DEVNULL,
+                          .stdout_mode = CIO_PROC_DEVNULL,
+                          .stderr_mode = CIO_PROC_DEVNULL};
+    return cio_process_spawn(p, bin, argv, &o);
+}
+
+/* Connect, retrying while the server starts (up to 5 s). */
+static int connect_retry(cio_redis **c, cio_redis_config *cfg)
+{
+    int rc = -ECONNREFUSED;
+    for (int i = 0; i < 250 && rc == -ECONNREFUSED; i++) {
+        rc = cio_redis_connect(c, cfg);
+        if (rc == -ECONNREFUSED)
+            cio_sleep(20 * CIO_MSEC);
+    }
+    return rc;
+}
+
+static int stop_server(cio_process *p)
+{
+    int st;
+    cio_process_kill(p, SIGKILL);
+    int rc = cio_process_wait(p, &st);
+    cio_process_free(p);
+    return rc;
+}
+
+TEST_REALTIME(redis_server_restart_mid_use)
+{
+    TEST_SERVER("CIO_TEST_REDIS");
+    const char *bin = getenv("CIO_TEST_REDIS_SERVER");
+    if (bin == NULL)
+        return 0;
+    int port = free_port();
+    ASSERT_TRUE(port > 0);
+    cio_process *srv;
+    ASSERT_OK(start_server(&srv, bin, port));
+    cio_redis_config cfg;
+    cio_redis_config_init(&cfg);
+    cfg.port = port;
+    cfg.db = 2;
+    cio_redis *c;
+    ASSERT_OK(connect_retry(&c, &cfg));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "SET", "k", "v", NULL));
+    /* A command in flight when the server dies reports the failure. */
+    blocker b = {c, 1};
+    cio_task *t;
+    ASSERT_OK(cio_spawn(&t, blpop_task, &b));
+    ASSERT_OK(cio_sleep(20 * CIO_MSEC));
+    ASSERT_OK(stop_server(srv));
+    ASSERT_EQ(-ECONNRESET, cio_task_join(t));
+    cio_task_free(t);
+    ASSERT_TRUE(!cio_redis_connected(c));
+    /* While it is down, a command fails to reconnect. */
+    cio_redis_reply *r;
+    ASSERT_EQ(-ECONNREFUSED, cio_redis_cmd(c, &r, "PING", NULL));
+    /* Back on the same port: the next command reconnects (SELECT 2
+     * again: the key set before is gone with the old server's memory). */
+    ASSERT_OK(start_server(&srv, bin, port));
+    int rc = -ECONNREFUSED;
+    for (int i = 0; i < 250 && rc == -ECONNREFUSED; i++) {
+        rc = cio_redis_cmd(c, &r, "PING", NULL);
+        if (rc == -ECONNREFUSED)
+            cio_sleep(20 * CIO_MSEC);
+    }
+    ASSERT_OK(rc);
+    ASSERT_STR_EQ("PONG", r->str);
+    cio_redis_reply_free(r);
+    ASSERT_OK(cio_redis_cmd(c, NULL, "SET", "k2", "v2", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "CLIENT", "INFO", NULL));
+    ASSERT_TRUE(strstr(r->str, " db=2 ") != NULL);
+    cio_redis_reply_free(r);
+    /* An idle connection the server closed is replaced before use. */
+    ASSERT_OK(cio_redis_cmd(c, &r, "CLIENT", "ID", NULL));
+    char id[32];
+    snprintf(id, sizeof id, "%lld", r->integer);
+    cio_redis_reply_free(r);
+    cio_redis *killer;
+    ASSERT_OK(cio_redis_connect(&killer, &cfg));
+    ASSERT_OK(cio_redis_cmd(killer, &r, "CLIENT", "KILL", "ID", id, NULL));
+    ASSERT_EQ(1, r->integer);
+    cio_redis_reply_free(r);
+    cio_redis_close(killer);
+    ASSERT_OK(cio_sleep(20 * CIO_MSEC));
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "k2", NULL));
+    ASSERT_STR_EQ("v2", r->str);
+    cio_redis_reply_free(r);
+    cio_redis_close(c);
+    /* no_reconnect: the connection stays down. */
+    cfg.no_reconnect = true;
+    ASSERT_OK(connect_retry(&c, &cfg));
+    b.c = c;
+    ASSERT_OK(cio_spawn(&t, blpop_task, &b));
+    ASSERT_OK(cio_sleep(20 * CIO_MSEC));
+    ASSERT_OK(stop_server(srv));
+    ASSERT_EQ(-ECONNRESET, cio_task_join(t));
+    cio_task_free(t);
+    ASSERT_EQ(-ENOTCONN, cio_redis_cmd(c, &r, "PING", NULL));
+    cio_redis_close(c);
+    return 0;
+}
+
+TEST_REALTIME(redis_connect_errors)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis_config cfg;
+    ASSERT_OK(config_from(&cfg, addr));
+    cio_redis *c = NULL;
+    /* AUTH on a server without a password: refused in the handshake. */
+    cfg.password = "secret";
+    ASSERT_EQ(CIO_ESERVER, cio_redis_connect(&c, &cfg));
+    cfg.password = NULL;
+    cfg.protocol = 4;
+    ASSERT_EQ(-EINVAL, cio_redis_connect(&c, &cfg));
+    cfg.protocol = 2;
+    cfg.db = 100000; /* out of range for the server */
+    ASSERT_EQ(CIO_ESERVER, cio_redis_connect(&c, &cfg));
+    cfg.db = 0;
+    cfg.host = "not-an-ip";
+    ASSERT_EQ(-EINVAL, cio_redis_connect(&c, &cfg));
+    int port = free_port();
+    ASSERT_TRUE(port > 0);
+    cfg.host = NULL;
+    cfg.port = port;
+    ASSERT_EQ(-ECONNREFUSED, cio_redis_connect(&c, &cfg));
+    ASSERT_TRUE(c == NULL);
+    ASSERT_EQ(-EINVAL, cio_redis_connect(NULL, &cfg));
+    return 0;
+}
+
+TEST_REALTIME(redis_connect_timeout_on_silent_server)
+{
+    TEST_SERVER("CIO_TEST_REDIS");
+    /* A listener that never answers: the handshake (SELECT) times out. */
+    int lfd;
+    cio_addr a;
+    ASSERT_OK(cio_addr_ip(&a, "127.0.0.1", 0));
+    ASSERT_OK(cio_listen(&lfd, &a, 4, 0));
+    socklen_t len = sizeof a.u;
+    getsockname(lfd, &a.u.sa, &len);
+    cio_redis_config cfg;
+    cio_redis_config_init(&cfg);
+    cfg.port = cio_addr_port(&a);
+    cfg.db = 1;
+    cfg.connect_timeout = 50 * CIO_MSEC;
+    cio_redis *c;
+    ASSERT_EQ(-ETIMEDOUT, cio_redis_connect(&c, &cfg));
+    cio_close(lfd);
+    return 0;
+}
