@@ -313,6 +313,11 @@ cio_task *cio__group_children(const cio_group *g);
 
 /* debug.c: the guard-page report in debug mode. */
 void cio__debug_init(cio_loop *l);
+/* watchdog.c: the blocked-loop watchdog thread of debug mode. */
+void cio__watchdog_start(cio_loop *l);
+void cio__watchdog_stop(cio_loop *l);
+void cio__watchdog_enter(cio_loop *l, cio_task *t);
+void cio__watchdog_leave(cio_loop *l);
 void cio__group_child_done(cio_group *g, cio_task *t);
 void cio__group_close_all(cio_task *t); /* at task exit: join what is open */
 void cio__group_refresh(cio_group *g);  /* wake / re-arm its descendants */
@@ -502,6 +507,7 @@ struct cio_loop {
     int debug;
     size_t stack_size;
     int64_t slow_step;
+    struct cio__watchdog *watchdog; /* debug mode */
     cio__stack_pool *stacks;
     cio_task *free_tasks; /* recycled task structs */
     size_t free_tasks_n;

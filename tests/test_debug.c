@@ -92,6 +92,7 @@ static int debug_child(cio_task_fn fn, char *out, size_t size)
         dup2(p[1], 2);
         close(p[0]);
         cio__loop = NULL; /* the parent's loop is not ours */
+        cio_set_reporter(NULL, NULL); /* reports to stderr, not the runner */
         alarm(20);
         cio_config cfg;
         cio_config_init(&cfg);
@@ -127,5 +128,89 @@ TEST_REALTIME(debug_sigusr1_prints_the_task_tree)
     ASSERT_EQ(0, WEXITSTATUS(st));
     ASSERT_TRUE(strstr(out, "cio tasks (1 alive)") != NULL);
     ASSERT_TRUE(strstr(out, "\"main\"") != NULL);
+    return 0;
+}
+
+/* A task that blocks the loop thread in a plain sleep. */
+static int blocker(void *arg)
+{
+    (void)arg;
+    usleep(400 * 1000); /* the mistake the watchdog is there to catch */
+    return 0;
+}
+
+static int blocked_main(void *arg)
+{
+    (void)arg;
+    cio_task *t;
+    cio_spawn_opts o = {.name = "blocker"};
+    int rc = cio_spawn_ex(&t, blocker, NULL, &o);
+    if (rc == 0) {
+        rc = cio_task_join(t);
+        cio_task_free(t);
+    }
+    return rc;
+}
+
+/* While the loop is still stuck, the watchdog names the task and shows
+ * where the loop thread is: inside the sleep. */
+TEST_REALTIME(debug_watchdog_names_a_task_blocking_the_loop)
+{
+    char out[8192];
+    int st = debug_child(blocked_main, out, sizeof out);
+    ASSERT_TRUE(WIFEXITED(st));
+    ASSERT_EQ(0, WEXITSTATUS(st));
+    char *w = strstr(out, "blocked loop: task blocker (id ");
+    ASSERT_TRUE(w != NULL);
+    ASSERT_TRUE(strstr(w, "without suspending; the loop thread is now:"));
+    /* The frames under the report: libc's sleep, then the task body. */
+    ASSERT_TRUE(strstr(w, "sleep") != NULL);
+    /* Reported while blocked, before the step ended. */
+    char *slow = strstr(out, "slow step: task blocker ran");
+    ASSERT_TRUE(slow != NULL && slow > w);
+    return 0;
+}
+
+/* A task that computes for 400 ms without a checkpoint. */
+static int spinner(void *arg)
+{
+    (void)arg;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    volatile uint64_t x = 0;
+    do {
+        for (int i = 0; i < 100000; i++)
+            x += (uint64_t)i;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) <
+             400 * 1000000L);
+    return 0;
+}
+
+static int spinning_main(void *arg)
+{
+    (void)arg;
+    cio_task *t;
+    cio_spawn_opts o = {.name = "spinner"};
+    int rc = cio_spawn_ex(&t, spinner, NULL, &o);
+    if (rc == 0) {
+        rc = cio_task_join(t);
+        cio_task_free(t);
+    }
+    return rc;
+}
+
+/* A computing task is interrupted for a backtrace of where it is. */
+TEST_REALTIME(debug_watchdog_backtraces_a_computing_task)
+{
+    char out[8192];
+    int st = debug_child(spinning_main, out, sizeof out);
+    ASSERT_TRUE(WIFEXITED(st));
+    ASSERT_EQ(0, WEXITSTATUS(st));
+    char *w = strstr(out, "blocked loop: task spinner (id ");
+    ASSERT_TRUE(w != NULL);
+    ASSERT_TRUE(strstr(w, "\ncio:   #0 ") != NULL);
+    char *slow = strstr(out, "slow step: task spinner ran");
+    ASSERT_TRUE(slow != NULL && slow > w);
     return 0;
 }

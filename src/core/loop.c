@@ -94,8 +94,10 @@ static inline void enter_task(cio_loop *l, cio_task *t)
     t->state = CIO__RUNNING;
     l->stats.switches++;
     l->steps_since_poll++;
-    if (CIO__UNLIKELY(l->debug))
+    if (CIO__UNLIKELY(l->debug)) {
         t->run_start = mono_now();
+        cio__watchdog_enter(l, t);
+    }
 }
 
 static void switch_into(cio_loop *l, cio_task *t)
@@ -129,6 +131,7 @@ static void leave_task(cio_loop *l, cio_task *t)
         abort();
     }
     if (CIO__UNLIKELY(l->debug)) {
+        cio__watchdog_leave(l);
         int64_t took = mono_now() - t->run_start;
         if (took > l->slow_step)
             cio__report("slow step: task %s ran %.3f ms without suspending",
@@ -482,6 +485,7 @@ static int loop_new(const cio_config *cfg, cio_loop **out)
     if (rc < 0)
         goto fail;
     cio__debug_init(l);
+    cio__watchdog_start(l);
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         pthread_attr_getstack(&attr, &l->thread_stack_lo,
@@ -505,6 +509,7 @@ fail:
 
 static void loop_free(cio_loop *l)
 {
+    cio__watchdog_stop(l);
     cio__task_dispose_all(l);
     cio__dns_fini(l);
     cio__pools_fini(l);

@@ -1,0 +1,351 @@
+/* The blocked-loop watchdog (debug mode): a thread that notices a task
+ * has run longer than the slow-step threshold without suspending and,
+ * while the loop thread is still stuck, reports which task it is and what
+ * the thread is doing right now.
+ *
+ * A thread blocked in a system call (sleep, a blocking read, getaddrinfo's
+ * poll) is looked at without disturbing it: /proc gives the call, its
+ * stack pointer and program counter, and the return addresses on the
+ * task's stack above that pointer are the frames that led there (a scan,
+ * so a stale address can show up too). A thread that is computing is
+ * interrupted by a signal whose handler takes a real backtrace; a signal
+ * would cut a sleep short (EINTR), which is why blocked calls are not
+ * probed that way.
+ *
+ * The loop marks each task step with cio__watchdog_enter / _leave: one
+ * relaxed atomic store each, in debug mode only. */
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MAX_FRAMES 48
+
+struct cio__watchdog {
+    cio_loop *loop;
+    pthread_t loop_thread, thread;
+    pid_t loop_tid;
+    int64_t threshold;
+    /* Written by the loop thread. */
+    _Atomic uint64_t step;       /* bumped at each task step */
+    _Atomic(cio_task *) task;    /* the task in its step, or NULL */
+    /* The probe: the signal handler fills frames, then sets nframes. */
+    void *frames[MAX_FRAMES];
+    _Atomic int nframes;
+    /* Stopping. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+};
+
+static int probe_signal(void)
+{
+    return SIGRTMIN + 3;
+}
+
+static void on_probe(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)si;
+    (void)uc;
+    cio_loop *l = cio__loop;
+    struct cio__watchdog *wd = l ? l->watchdog : NULL;
+    if (wd == NULL)
+        return;
+    int n = backtrace(wd->frames, MAX_FRAMES);
+    atomic_store_explicit(&wd->nframes, n, memory_order_release);
+}
+
+static int64_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * CIO_SEC + ts.tv_nsec;
+}
+
+/* The names of the calls a loop is usually found blocked in. */
+static const char *syscall_name(long nr)
+{
+    static const struct {
+        long nr;
+        const char *name;
+    } names[] = {
+#define N(x) {SYS_##x, #x}
+        N(read), N(write), N(openat), N(close), N(connect), N(accept4),
+        N(recvfrom), N(sendto), N(recvmsg), N(sendmsg), N(wait4),
+        N(waitid), N(futex), N(nanosleep), N(clock_nanosleep), N(ppoll),
+        N(pselect6), N(epoll_pwait), N(flock), N(fsync), N(fdatasync),
+        N(fcntl), N(getrandom), N(readv), N(writev), N(pread64),
+        N(pwrite64), N(io_uring_enter),
+#ifdef SYS_poll
+        N(poll), N(select), N(accept), N(epoll_wait), N(open),
+#endif
+#undef N
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].nr == nr)
+            return names[i].name;
+    return NULL;
+}
+
+/* Read /proc/self/task/TID/syscall: true with the call number, stack
+ * pointer and program counter if the thread is blocked in a call. */
+static bool blocked_in_syscall(pid_t tid, long *nr, uintptr_t *sp,
+                               uintptr_t *pc)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return false;
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    unsigned long a[6], s, p;
+    if (!ok || sscanf(line, "%ld %lx %lx %lx %lx %lx %lx %lx %lx", nr, &a[0],
+                      &a[1], &a[2], &a[3], &a[4], &a[5], &s, &p) != 9 ||
+        *nr < 0)
+        return false;
+    *sp = s;
+    *pc = p;
+    return true;
+}
+
+/* "libc.so.6(usleep+0x45)" or "prog(+0x387f)"; false if `addr` lies in
+ * no loaded object. */
+static bool describe(uintptr_t addr, char *buf, size_t size)
+{
+    Dl_info di;
+    if (dladdr((void *)addr, &di) == 0 || di.dli_fname == NULL)
+        return false;
+    const char *file = strrchr(di.dli_fname, '/');
+    file = file ? file + 1 : di.dli_fname;
+    if (di.dli_sname && di.dli_saddr)
+        snprintf(buf, size, "%s(%s+0x%lx)", file, di.dli_sname,
+                 (unsigned long)(addr - (uintptr_t)di.dli_saddr));
+    else
+        snprintf(buf, size, "%s(+0x%lx)", file,
+                 (unsigned long)(addr - (uintptr_t)di.dli_fbase));
+    return true;
+}
+
+/* Is `addr` in an executable mapping? `maps` is /proc/self/maps. */
+static bool in_text(const char *maps, uintptr_t addr)
+{
+    for (const char *l = maps; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : l) {
+        unsigned long lo, hi;
+        char perm[5];
+        if (sscanf(l, "%lx-%lx %4s", &lo, &hi, perm) == 3 && perm[2] == 'x' &&
+            addr >= lo && addr < hi)
+            return true;
+    }
+    return false;
+}
+
+static char *read_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - len - 1, f);
+        if (len < cap - 1)
+            break;
+        char *nb = realloc(buf, cap *= 2);
+        if (nb == NULL)
+            free(buf);
+        buf = nb;
+    }
+    fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+/* The thread is in a system call: report it and the return addresses on
+ * the task's stack above its stack pointer. */
+static void report_syscall(cio_task *t, long nr, uintptr_t sp, uintptr_t pc)
+{
+    char where[256];
+    const char *name = syscall_name(nr);
+    if (!describe(pc, where, sizeof where))
+        snprintf(where, sizeof where, "%#lx", (unsigned long)pc);
+    if (name)
+        cio__report("  in system call %s, at %s", name, where);
+    else
+        cio__report("  in system call %ld, at %s", nr, where);
+    uintptr_t lo = (uintptr_t)t->stack.lo, hi = lo + t->stack.size;
+    if (sp < lo || sp >= hi)
+        return; /* not on the task's stack: nothing we may scan */
+    char *maps = read_maps();
+    int shown = 0;
+    for (uintptr_t p = sp & ~(uintptr_t)7; p + 8 <= hi && shown < 24; p += 8) {
+        uintptr_t word = *(const uintptr_t *)p;
+        if (word < 4096 || !in_text(maps, word) ||
+            !describe(word - 1, where, sizeof where))
+            continue;
+        describe(word, where, sizeof where);
+        cio__report("  #%d %s", shown++, where);
+    }
+    free(maps);
+}
+
+/* The thread is computing: interrupt it for a real backtrace. */
+static void report_probe(struct cio__watchdog *wd)
+{
+    atomic_store(&wd->nframes, -1);
+    if (pthread_kill(wd->loop_thread, probe_signal()) != 0)
+        return;
+    int n = -1;
+    for (int i = 0; i < 200 && n < 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        n = atomic_load_explicit(&wd->nframes, memory_order_acquire);
+    }
+    if (n <= 0) {
+        cio__report("  (no backtrace: the loop thread did not answer)");
+        return;
+    }
+    /* Frame 0 is the probe handler, 1 the signal trampoline. */
+    char **sym = backtrace_symbols(wd->frames, n);
+    for (int i = 2; i < n; i++)
+        cio__report("  #%d %s", i - 2, sym ? sym[i] : "?");
+    free(sym);
+}
+
+static void report_blocked(struct cio__watchdog *wd, cio_task *t, int64_t ran)
+{
+    /* The loop thread is stuck in `t`, so its fields hold still. */
+    char name[CIO__NAME_MAX + 1];
+    memcpy(name, t->name, CIO__NAME_MAX);
+    name[CIO__NAME_MAX] = '\0';
+    cio__report("blocked loop: task %s (id %llu) has run %.0f ms without "
+                "suspending; the loop thread is now:",
+                name[0] ? name : "(unnamed)", (unsigned long long)t->id,
+                (double)ran / CIO_MSEC);
+    long nr;
+    uintptr_t sp, pc;
+    if (blocked_in_syscall(wd->loop_tid, &nr, &sp, &pc))
+        report_syscall(t, nr, sp, pc);
+    else
+        report_probe(wd);
+}
+
+static void *watch(void *arg)
+{
+    struct cio__watchdog *wd = arg;
+    uint64_t seen_step = 0, reported_step = 0;
+    int64_t seen_at = mono();
+    int64_t tick = wd->threshold / 4;
+    if (tick < CIO_MSEC)
+        tick = CIO_MSEC;
+    pthread_mutex_lock(&wd->mu);
+    while (!wd->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t ns = until.tv_nsec + tick;
+        until.tv_sec += ns / CIO_SEC;
+        until.tv_nsec = ns % CIO_SEC;
+        pthread_cond_timedwait(&wd->cv, &wd->mu, &until);
+        if (wd->stop)
+            break;
+        uint64_t step = atomic_load_explicit(&wd->step, memory_order_relaxed);
+        cio_task *t = atomic_load_explicit(&wd->task, memory_order_acquire);
+        int64_t now = mono();
+        if (t == NULL || step != seen_step) {
+            seen_step = step;
+            seen_at = now;
+            continue;
+        }
+        if (step != reported_step && now - seen_at >= wd->threshold) {
+            reported_step = step;
+            pthread_mutex_unlock(&wd->mu);
+            report_blocked(wd, t, now - seen_at);
+            pthread_mutex_lock(&wd->mu);
+        }
+    }
+    pthread_mutex_unlock(&wd->mu);
+    return NULL;
+}
+
+void cio__watchdog_start(cio_loop *l)
+{
+    if (!l->debug || l->watchdog)
+        return;
+    struct cio__watchdog *wd = cio__calloc(1, sizeof *wd);
+    if (wd == NULL)
+        return; /* debug aid only: run without it */
+    wd->loop = l;
+    wd->loop_thread = pthread_self();
+    wd->loop_tid = (pid_t)syscall(SYS_gettid);
+    wd->threshold = l->slow_step;
+    pthread_mutex_init(&wd->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wd->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    /* backtrace() loads its unwinder on first use: do that here, not in
+     * the signal handler. */
+    void *warm[2];
+    backtrace(warm, 2);
+    struct sigaction sa = {.sa_sigaction = on_probe,
+                           .sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK};
+    sigemptyset(&sa.sa_mask);
+    sigaction(probe_signal(), &sa, NULL);
+    l->watchdog = wd;
+    /* The watchdog thread must not take the loop's signals. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&wd->thread, NULL, watch, wd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        l->watchdog = NULL;
+        pthread_cond_destroy(&wd->cv);
+        pthread_mutex_destroy(&wd->mu);
+        cio__free(wd);
+    }
+}
+
+void cio__watchdog_stop(cio_loop *l)
+{
+    struct cio__watchdog *wd = l->watchdog;
+    if (wd == NULL)
+        return;
+    pthread_mutex_lock(&wd->mu);
+    wd->stop = true;
+    pthread_cond_signal(&wd->cv);
+    pthread_mutex_unlock(&wd->mu);
+    pthread_join(wd->thread, NULL);
+    l->watchdog = NULL;
+    pthread_cond_destroy(&wd->cv);
+    pthread_mutex_destroy(&wd->mu);
+    cio__free(wd);
+}
+
+void cio__watchdog_enter(cio_loop *l, cio_task *t)
+{
+    struct cio__watchdog *wd = l->watchdog;
+    if (wd) {
+        atomic_fetch_add_explicit(&wd->step, 1, memory_order_relaxed);
+        atomic_store_explicit(&wd->task, t, memory_order_release);
+    }
+}
+
+void cio__watchdog_leave(cio_loop *l)
+{
+    struct cio__watchdog *wd = l->watchdog;
+    if (wd)
+        atomic_store_explicit(&wd->task, NULL, memory_order_relaxed);
+}
