@@ -2,7 +2,7 @@
  * head, with the certificate checked against CA_FILE (default: the
  * system's trust store).
  *
- *   tls_client IP PORT [SERVER_NAME] [CA_FILE]
+ *   tls_client HOST PORT [SERVER_NAME] [CA_FILE]
  *   tls_client 127.0.0.1 4433 localhost ca.pem
  *
  * Without arguments it prints this usage and exits with 77 (skipped). */
@@ -14,7 +14,7 @@
 #include <cio/tls.h>
 
 typedef struct job {
-    const char *ip, *name, *ca;
+    const char *host, *name, *ca;
     int port;
 } job;
 
@@ -52,7 +52,7 @@ static int client(void *arg)
     cio_scope sc;
     cio_scope_enter(&sc, cio_deadline_after(10 * CIO_SEC), 0);
     cio_stream *s;
-    rc = cio_tls_connect(&s, ctx, j->ip, j->port, j->name, NULL);
+    rc = cio_tls_connect(&s, ctx, j->host, j->port, j->name, NULL);
     if (rc == 0) {
         char subject[256];
         if (cio_tls_peer_subject(s, subject, sizeof subject) < 0)
@@ -74,11 +74,11 @@ static int client(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: tls_client IP PORT [SERVER_NAME] "
+        fprintf(stderr, "usage: tls_client HOST PORT [SERVER_NAME] "
                         "[CA_FILE]\n");
         return 77;
     }
-    job j = {.ip = argv[1], .port = atoi(argv[2])};
+    job j = {.host = argv[1], .port = atoi(argv[2])};
     j.name = argc > 3 ? argv[3] : argv[1];
     j.ca = argc > 4 ? argv[4] : NULL;
     int rc = cio_run(client, &j);

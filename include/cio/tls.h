@@ -108,14 +108,15 @@ void cio_tls_ctx_free(cio_tls_ctx *ctx);
 const char *cio_tls_ctx_last_error(const cio_tls_ctx *ctx);
 
 /* asyncio.open_connection(host, port, ssl=ctx, server_hostname=name):
- * connect to `host` (numeric or "localhost", as cio_open_connection) and
- * `port`, then run the client handshake. `server_name` is sent as SNI and
- * checked against the certificate (a DNS name, or an IP address checked
- * against the certificate's IP entries); NULL means `host`. The stream
- * owns its connection: cio_stream_close ends both. 0 with `*out` set;
- * connection errors as cio_open_connection; handshake errors as above
- * (the connection is then closed); -EINVAL; -ENOMEM; CIO_ENOTASK.
- * Suspends. */
+ * connect to `host` (a name or a numeric address, looked up and tried as
+ * cio_open_connection_host does, see cio/dns.h) and `port`, then run the
+ * client handshake. `server_name` is sent as SNI (unless it is an IP
+ * address) and checked against the certificate (a DNS name, or an IP
+ * address checked against the certificate's IP entries); NULL means
+ * `host`. The stream owns its connection: cio_stream_close ends both.
+ * 0 with `*out` set; lookup and connection errors as
+ * cio_open_connection_host; handshake errors as above (the connection is
+ * then closed); -EINVAL; -ENOMEM; CIO_ENOTASK. Suspends. */
 int cio_tls_connect(cio_stream **out, cio_tls_ctx *ctx, const char *host,
                     int port, const char *server_name,
                     const cio_stream_opts *opts);

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "cio/dns.h"
 #include "cio/tls.h"
 #include "internal.h"
 
@@ -696,7 +697,7 @@ int cio_tls_connect(cio_stream **out, cio_tls_ctx *x, const char *host,
     if (out == NULL || x == NULL || host == NULL || x->server)
         return -EINVAL;
     cio_stream *plain;
-    int rc = cio_open_connection(&plain, host, port, NULL);
+    int rc = cio_open_connection_host(&plain, host, port, NULL);
     if (rc < 0)
         return rc;
     rc = tls_open(out, plain, x, server_name ? server_name : host, opts, true);
