@@ -173,6 +173,14 @@ static bool is_tchar(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+size_t cio__http_token_len(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && is_tchar((unsigned char)p[i]))
+        i++;
+    return i;
+}
+
 int cio_http_header_check(const char *name, const char *value)
 {
     if (name == NULL || value == NULL || *name == '\0')

@@ -55,6 +55,9 @@ int64_t cio__http_parse_date(const char *s);
  * decoded length, or -EINVAL for a bad escape or a NUL byte. '+' is kept. */
 ssize_t cio__http_pct_decode(const char *s, size_t n, char *out);
 
+/* The length of the RFC 9110 token at the start of p[0..n). */
+size_t cio__http_token_len(const char *p, size_t n);
+
 /* Case-insensitive ASCII comparison of a NUL-terminated pair. */
 bool cio__http_ieq(const char *a, const char *b);
 /* Whether the comma-separated token list `list` holds `tok` (any case). */

@@ -21,6 +21,7 @@ struct hconn {
     size_t head_bytes;
     int perr;            /* status to answer a bad message with */
     bool head_done, msg_done, keep_alive, upgraded;
+    char last;           /* the previous byte of the head */
     hbuf body;           /* parsed body bytes not yet read */
     size_t body_off;
     uint64_t body_total;
