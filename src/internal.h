@@ -313,6 +313,9 @@ cio_task *cio__group_children(const cio_group *g);
 
 /* debug.c: the guard-page report in debug mode. */
 void cio__debug_init(cio_loop *l);
+/* "libc.so.6(usleep+0x45)", "prog(+0x387f)" or "0x..." for a code
+ * address in buf; false when no loaded object holds it. */
+bool cio__symbolize(uintptr_t addr, char *buf, size_t size);
 /* watchdog.c: the blocked-loop watchdog thread of debug mode. */
 void cio__watchdog_start(cio_loop *l);
 void cio__watchdog_stop(cio_loop *l);

@@ -93,9 +93,11 @@ static void report_unretrieved(cio_task *t, const char *why)
 {
     if (t->result >= 0 || t->result == -ECANCELED)
         return;
-    cio__report("task %s failed: %s (%s)%s%s; spawned at %p", task_name(t),
+    char site[160];
+    cio__symbolize((uintptr_t)t->spawn_site, site, sizeof site);
+    cio__report("task %s failed: %s (%s)%s%s; spawned at %s", task_name(t),
                 cio_err_name(t->result), why, t->errmsg ? ": " : "",
-                t->errmsg ? t->errmsg : "", t->spawn_site);
+                t->errmsg ? t->errmsg : "", site);
 }
 
 /* Called by the loop once a finished task has switched away for good. */

@@ -1,11 +1,31 @@
 /* Debug helpers: the task tree, and a readable report when a task runs
  * into its stack's guard page. */
+#include <dlfcn.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+bool cio__symbolize(uintptr_t addr, char *buf, size_t size)
+{
+    Dl_info di;
+    if (dladdr((void *)addr, &di) == 0 || di.dli_fname == NULL) {
+        snprintf(buf, size, "%#lx", (unsigned long)addr);
+        return false;
+    }
+    const char *file = strrchr(di.dli_fname, '/');
+    file = file ? file + 1 : di.dli_fname;
+    if (di.dli_sname && di.dli_saddr)
+        snprintf(buf, size, "%s(%s+0x%lx)", file, di.dli_sname,
+                 (unsigned long)(addr - (uintptr_t)di.dli_saddr));
+    else
+        snprintf(buf, size, "%s(+0x%lx)", file,
+                 (unsigned long)(addr - (uintptr_t)di.dli_fbase));
+    return true;
+}
 
 static const char *state_name(int state)
 {
@@ -66,8 +86,10 @@ static void dump_task(dump *d, cio_task *t, int depth)
             out(d, ", wakes in %.3f s",
                 (double)(t->timer.when - l->now) / CIO_SEC);
     }
-    out(d, ", age %.3f s, spawned at %p\n",
-        (double)(l->now - t->spawned_at) / CIO_SEC, t->spawn_site);
+    char site[160];
+    cio__symbolize((uintptr_t)t->spawn_site, site, sizeof site);
+    out(d, ", age %.3f s, spawned at %s\n",
+        (double)(l->now - t->spawned_at) / CIO_SEC, site);
     dump_groups(d, t, depth + 1);
 }
 

@@ -14,7 +14,6 @@
  *
  * The loop marks each task step with cio__watchdog_enter / _leave: one
  * relaxed atomic store each, in debug mode only. */
-#include <dlfcn.h>
 #include <execinfo.h>
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -119,24 +118,6 @@ static bool blocked_in_syscall(pid_t tid, long *nr, uintptr_t *sp,
     return true;
 }
 
-/* "libc.so.6(usleep+0x45)" or "prog(+0x387f)"; false if `addr` lies in
- * no loaded object. */
-static bool describe(uintptr_t addr, char *buf, size_t size)
-{
-    Dl_info di;
-    if (dladdr((void *)addr, &di) == 0 || di.dli_fname == NULL)
-        return false;
-    const char *file = strrchr(di.dli_fname, '/');
-    file = file ? file + 1 : di.dli_fname;
-    if (di.dli_sname && di.dli_saddr)
-        snprintf(buf, size, "%s(%s+0x%lx)", file, di.dli_sname,
-                 (unsigned long)(addr - (uintptr_t)di.dli_saddr));
-    else
-        snprintf(buf, size, "%s(+0x%lx)", file,
-                 (unsigned long)(addr - (uintptr_t)di.dli_fbase));
-    return true;
-}
-
 /* Is `addr` in an executable mapping? `maps` is /proc/self/maps. */
 static bool in_text(const char *maps, uintptr_t addr)
 {
@@ -178,7 +159,7 @@ static void report_syscall(cio_task *t, long nr, uintptr_t sp, uintptr_t pc)
 {
     char where[256];
     const char *name = syscall_name(nr);
-    if (!describe(pc, where, sizeof where))
+    if (!cio__symbolize(pc, where, sizeof where))
         snprintf(where, sizeof where, "%#lx", (unsigned long)pc);
     if (name)
         cio__report("  in system call %s, at %s", name, where);
@@ -192,9 +173,9 @@ static void report_syscall(cio_task *t, long nr, uintptr_t sp, uintptr_t pc)
     for (uintptr_t p = sp & ~(uintptr_t)7; p + 8 <= hi && shown < 24; p += 8) {
         uintptr_t word = *(const uintptr_t *)p;
         if (word < 4096 || !in_text(maps, word) ||
-            !describe(word - 1, where, sizeof where))
+            !cio__symbolize(word - 1, where, sizeof where))
             continue;
-        describe(word, where, sizeof where);
+        cio__symbolize(word, where, sizeof where);
         cio__report("  #%d %s", shown++, where);
     }
     free(maps);
