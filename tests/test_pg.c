@@ -13,10 +13,10 @@
 #define CONNINFO() TEST_SERVER("CIO_TEST_PG")
 
 /* Open a connection or fail the test. */
-#define CONNECT(c)                                     \
-    do {                                               \
-        const char *ci_ = CONNINFO();                  \
-        ASSERT_OK(cio_pg_connect(&(c), ci_));          \
+#define CONNECT(c)                                                             \
+    do {                                                                       \
+        const char *ci_ = CONNINFO();                                          \
+        ASSERT_OK(cio_pg_connect(&(c), ci_));                                  \
     } while (0)
 
 /* A loopback port nobody listens on. */
@@ -95,14 +95,14 @@ TEST_REALTIME(pg_crud_on_temp_table)
         snprintf(name, sizeof name, "n%d", i);
         cio_pg_param_int32(&p[0], i);
         cio_pg_param_text(&p[1], name);
-        ASSERT_EQ(1, cio_pg_query(c, NULL, "INSERT INTO t VALUES ($1, $2)",
-                                  p, 2, 0));
+        ASSERT_EQ(
+            1, cio_pg_query(c, NULL, "INSERT INTO t VALUES ($1, $2)", p, 2, 0));
     }
     ASSERT_EQ(2, cio_pg_exec(c, "UPDATE t SET name = upper(name) "
                                 "WHERE id >= 2"));
     cio_pg_result *r;
-    ASSERT_EQ(3, cio_pg_query(c, &r, "SELECT id, name FROM t ORDER BY id",
-                              NULL, 0, 0));
+    ASSERT_EQ(3, cio_pg_query(c, &r, "SELECT id, name FROM t ORDER BY id", NULL,
+                              0, 0));
     ASSERT_EQ(2, cio_pg_ncols(r));
     ASSERT_STR_EQ("name", cio_pg_colname(r, 1));
     ASSERT_EQ(1, cio_pg_colindex(r, "name"));
@@ -120,8 +120,7 @@ TEST_REALTIME(pg_crud_on_temp_table)
     ASSERT_EQ(-EINVAL, cio_pg_get_text(r, 0, 2, &s, NULL));
     cio_pg_result_free(r);
     cio_pg_param_int32(&p[0], 2);
-    ASSERT_EQ(1, cio_pg_query(c, NULL, "DELETE FROM t WHERE id = $1", p, 1,
-                              0));
+    ASSERT_EQ(1, cio_pg_query(c, NULL, "DELETE FROM t WHERE id = $1", p, 1, 0));
     ASSERT_EQ(2, scalar(c, "SELECT count(*) FROM t"));
     cio_pg_close(c);
     return 0;
@@ -212,8 +211,9 @@ TEST_REALTIME(pg_types_text_and_binary)
     cio_pg_param_null(&p[3]);
     cio_pg_param_text(&p[4], "x'y\"z");
     cio_pg_result *r;
-    ASSERT_EQ(1, cio_pg_query(c, &r, "SELECT $1::text, $2::text, $3::text, "
-                                     "$4::text IS NULL, $5::text",
+    ASSERT_EQ(1, cio_pg_query(c, &r,
+                              "SELECT $1::text, $2::text, $3::text, "
+                              "$4::text IS NULL, $5::text",
                               p, 5, 0));
     const char *s;
     ASSERT_OK(cio_pg_get_text(r, 0, 0, &s, NULL));
@@ -282,15 +282,13 @@ TEST_REALTIME(pg_prepared_statements)
         cio_pg_param p;
         cio_pg_param_int64(&p, i);
         cio_pg_result *r;
-        ASSERT_EQ(1, cio_pg_query_prepared(c, &r, "sq", &p, 1,
-                                           CIO_PG_BINARY));
+        ASSERT_EQ(1, cio_pg_query_prepared(c, &r, "sq", &p, 1, CIO_PG_BINARY));
         int64_t v;
         ASSERT_OK(cio_pg_get_int64(r, 0, 0, &v));
         ASSERT_EQ(i * i, v);
         cio_pg_result_free(r);
     }
-    ASSERT_EQ(CIO_ESERVER, cio_pg_query_prepared(c, NULL, "nope", NULL, 0,
-                                                 0));
+    ASSERT_EQ(CIO_ESERVER, cio_pg_query_prepared(c, NULL, "nope", NULL, 0, 0));
     ASSERT_STR_EQ("26000", cio_pg_error_sqlstate(c));
     cio_pg_close(c);
     return 0;
@@ -394,8 +392,8 @@ TEST_REALTIME(pg_query_cancelled_by_deadline)
     /* The same for a parameterised query in binary. */
     ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(100 * CIO_MSEC), 0));
     cio_pg_result *r = NULL;
-    ASSERT_EQ(-ECANCELED, cio_pg_query(c, &r, "SELECT pg_sleep(10), 1",
-                                       NULL, 0, CIO_PG_BINARY));
+    ASSERT_EQ(-ECANCELED, cio_pg_query(c, &r, "SELECT pg_sleep(10), 1", NULL, 0,
+                                       CIO_PG_BINARY));
     ASSERT_EQ(-ETIMEDOUT, cio_scope_exit(&sc));
     ASSERT_TRUE(r == NULL);
     ASSERT_STR_EQ("57014", cio_pg_error_sqlstate(c));
@@ -494,8 +492,8 @@ TEST_REALTIME(pg_copy_in_and_out_10k_rows)
     char chunk[4096];
     size_t len = 0;
     for (int i = 0; i < 10000; i++) {
-        len += (size_t)snprintf(chunk + len, sizeof chunk - len,
-                                "%d\trow %d\n", i, i);
+        len += (size_t)snprintf(chunk + len, sizeof chunk - len, "%d\trow %d\n",
+                                i, i);
         if (len > sizeof chunk - 64 || i == 9999) {
             /* Split mid-row: chunks need not align with rows. */
             ASSERT_OK(cio_pg_copy_write(c, chunk, len / 2));
@@ -602,7 +600,8 @@ TEST_REALTIME(pg_pipeline_batch)
     for (int i = 0; i < N; i++) {
         cio_pg_param_int32(&vals[i], 100 + i);
         many[i] = (cio_pg_stmt){.sql = "INSERT INTO t VALUES ($1)",
-                                .params = &vals[i], .nparams = 1};
+                                .params = &vals[i],
+                                .nparams = 1};
     }
     int rc = cio_pg_batch(c, many, N);
     for (int i = 0; i < N; i++)
@@ -644,7 +643,7 @@ static int pool_worker(void *arg)
     cio_pg_result *r;
     if (rc == 0)
         rc = cio_pg_query(c, &r, "SELECT $1::int + 1, pg_sleep(0.002)", &p, 1,
-                      0);
+                          0);
     if (rc >= 0) {
         int32_t v = 0;
         rc = cio_pg_get_int32(r, 0, 0, &v);

@@ -190,8 +190,8 @@ int cio_pg_is_null(const cio_pg_result *r, int row, int col);
 /* Text of any field, NUL-terminated, and its length (may be NULL). For a
  * binary result only text, varchar, name, char and bytea columns (raw
  * bytes). Lives as long as `r`. */
-int cio_pg_get_text(const cio_pg_result *r, int row, int col,
-                    const char **s, size_t *len);
+int cio_pg_get_text(const cio_pg_result *r, int row, int col, const char **s,
+                    size_t *len);
 /* int2, int4, int8 (binary); any integer text. */
 int cio_pg_get_int64(const cio_pg_result *r, int row, int col, int64_t *v);
 int cio_pg_get_int32(const cio_pg_result *r, int row, int col, int32_t *v);
@@ -202,8 +202,8 @@ int cio_pg_get_bool(const cio_pg_result *r, int row, int col, bool *v);
 /* bytea: copies up to `size` bytes into `buf` and returns the full length
  * (like snprintf: call with size 0 to learn it). Text results are
  * decoded from hex or escape format. Errors as above. */
-ssize_t cio_pg_get_bytea(const cio_pg_result *r, int row, int col,
-                         void *buf, size_t size);
+ssize_t cio_pg_get_bytea(const cio_pg_result *r, int row, int col, void *buf,
+                         size_t size);
 
 /* ---- Transactions -------------------------------------------------------- */
 
@@ -300,8 +300,7 @@ int cio_pg_notify(cio_pg *c, const char *channel, const char *payload);
  * cio_pg_notification_free); -ETIMEDOUT at `deadline`; -ECANCELED; -EBUSY
  * if another task is using `c`; -ENOTCONN / -ECONNRESET when the
  * connection is lost; -ENOMEM. Suspends. */
-int cio_pg_wait_notify(cio_pg *c, cio_pg_notification **out,
-                       int64_t deadline);
+int cio_pg_wait_notify(cio_pg *c, cio_pg_notification **out, int64_t deadline);
 void cio_pg_notification_free(cio_pg_notification *n); /* NULL ignored */
 
 /* ---- Pipeline (batches) -------------------------------------------------- */

@@ -35,7 +35,7 @@ struct cio_pg {
     bool broken;
     bool dirty; /* session state that the pool resets with DISCARD ALL */
     int tx_depth;
-    int syncs;       /* pipeline syncs sent and not yet read */
+    int syncs;        /* pipeline syncs sent and not yet read */
     size_t unflushed; /* COPY FROM bytes queued since the buffer was empty */
     char sqlstate[6];
     char *msg, *detail;
@@ -48,7 +48,7 @@ struct cio_pg_result {
     PGresult *r;
 };
 
-/* ---- errors ---------------------------------------------------------------- */
+/* ---- errors -------------------------------------------------------------- */
 
 static void err_clear(cio_pg *c)
 {
@@ -99,8 +99,8 @@ static int err_result(cio_pg *c, const PGresult *r)
 static int errno_of(const char *msg, int fallback)
 {
     static const int codes[] = {
-        ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, ENOENT,
-        ECONNRESET,   EACCES,    EADDRNOTAVAIL, EPIPE,      ECONNABORTED,
+        ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH,  ENETUNREACH, ENOENT,
+        ECONNRESET,   EACCES,    EADDRNOTAVAIL, EPIPE,       ECONNABORTED,
     };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         if (strstr(msg, strerror(codes[i])) != NULL)
@@ -344,8 +344,8 @@ static int enter(cio_pg *c, int mode)
 static void note_command(cio_pg *c, const PGresult *r)
 {
     static const char *const tags[] = {
-        "SET", "LISTEN", "PREPARE", "DECLARE", "CREATE TABLE", "SELECT INTO",
-        "CREATE SEQUENCE", "CREATE VIEW",
+        "SET",          "LISTEN",      "PREPARE",         "DECLARE",
+        "CREATE TABLE", "SELECT INTO", "CREATE SEQUENCE", "CREATE VIEW",
     };
     const char *s = PQcmdStatus((PGresult *)r);
     for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
@@ -501,11 +501,10 @@ static int resolve_fn(void *arg)
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     int e = getaddrinfo(j->name, NULL, &hints, &ai);
     if (e == 0) {
-        const void *p = ai->ai_family == AF_INET6
-                            ? (const void *)&((struct sockaddr_in6 *)
-                                                  ai->ai_addr)->sin6_addr
-                            : (const void *)&((struct sockaddr_in *)
-                                                  ai->ai_addr)->sin_addr;
+        const void *p =
+            ai->ai_family == AF_INET6
+                ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
         inet_ntop(ai->ai_family, p, j->addr, sizeof j->addr);
         freeaddrinfo(ai);
         return 0;
@@ -567,9 +566,9 @@ static int resolve_hosts(const char *hosts, char **out)
     }
     if (rc < 0) {
         cio__free(list);
-        return rc == CIO_ENOTFOUND ? cio_errorf(rc, "pg: host %s not found",
-                                                hosts)
-                                   : rc;
+        return rc == CIO_ENOTFOUND
+                   ? cio_errorf(rc, "pg: host %s not found", hosts)
+                   : rc;
     }
     *out = list;
     return 0;
@@ -582,8 +581,7 @@ static int connect_poll(cio_pg *c)
         return -ECONNREFUSED;
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     for (;;) {
-        unsigned ev = st == PGRES_POLLING_READING ? CIO_READABLE
-                                                   : CIO_WRITABLE;
+        unsigned ev = st == PGRES_POLLING_READING ? CIO_READABLE : CIO_WRITABLE;
         int fd = PQsocket(c->pq);
         if (fd < 0)
             return -ECONNREFUSED;
@@ -684,8 +682,8 @@ int cio_pg_connect(cio_pg **out, const char *conninfo)
     PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
     if (opts == NULL) {
         char *t = dup_trim(perr ? perr : "out of memory");
-        rc = cio_errorf(perr ? -EINVAL : -ENOMEM, "pg conninfo: %s",
-                        t ? t : "");
+        rc =
+            cio_errorf(perr ? -EINVAL : -ENOMEM, "pg conninfo: %s", t ? t : "");
         cio__free(t);
         PQfreemem(perr);
         return rc;
@@ -699,10 +697,11 @@ int cio_pg_connect(cio_pg **out, const char *conninfo)
     const char *ct = opt(opts, "connect_timeout");
     long secs = ct ? strtol(ct, NULL, 10) : 0;
     cio_scope sc;
-    rc = cio_scope_enter(&sc, secs > 0 ? cio_deadline_after(
-                                             (secs < 2 ? 2 : secs) * CIO_SEC)
-                                       : CIO_NEVER,
-                         0);
+    rc = cio_scope_enter(
+        &sc,
+        secs > 0 ? cio_deadline_after((secs < 2 ? 2 : secs) * CIO_SEC)
+                 : CIO_NEVER,
+        0);
     if (rc == 0) {
         rc = connect_opts(c, opts);
         int sx = cio_scope_exit(&sc);
@@ -777,8 +776,7 @@ void cio_pg_param_null(cio_pg_param *p)
 
 static void param_be(cio_pg_param *p, unsigned type, uint64_t v, int len)
 {
-    *p = (cio_pg_param){.type = type, .format = 1, .len = len,
-                        .inl_len = len};
+    *p = (cio_pg_param){.type = type, .format = 1, .len = len, .inl_len = len};
     for (int i = len - 1; i >= 0; i--, v >>= 8)
         p->inl[i] = (char)(v & 0xff);
 }
@@ -807,8 +805,8 @@ void cio_pg_param_bool(cio_pg_param *p, bool v)
 
 void cio_pg_param_bytea(cio_pg_param *p, const void *buf, int n)
 {
-    *p = (cio_pg_param){.type = CIO_PG_BYTEA, .format = 1, .len = n,
-                        .value = buf};
+    *p = (cio_pg_param){
+        .type = CIO_PG_BYTEA, .format = 1, .len = n, .value = buf};
 }
 
 /* libpq's parallel arrays for `n` parameters. */
@@ -836,8 +834,8 @@ static int pargs_init(pargs *a, const cio_pg_param *p, int n)
             return -ENOMEM;
         a->vals = (const char **)(void *)m;
         a->types = (Oid *)(void *)(m + (size_t)n * sizeof(char *));
-        a->lens = (int *)(void *)(m + (size_t)n * (sizeof(char *) +
-                                                   sizeof(Oid)));
+        a->lens =
+            (int *)(void *)(m + (size_t)n * (sizeof(char *) + sizeof(Oid)));
         a->fmts = a->lens + n;
     }
     for (int i = 0; i < n; i++) {
@@ -926,15 +924,18 @@ static int run(cio_pg *c, cio_pg_result **out, const qspec *q)
 int cio_pg_query(cio_pg *c, cio_pg_result **out, const char *sql,
                  const cio_pg_param *params, int n, unsigned flags)
 {
-    qspec q = {.kind = Q_PARAMS, .sql = sql, .params = params, .n = n,
-               .flags = flags};
+    qspec q = {
+        .kind = Q_PARAMS, .sql = sql, .params = params, .n = n, .flags = flags};
     return run(c, out, &q);
 }
 
 int cio_pg_query_prepared(cio_pg *c, cio_pg_result **out, const char *name,
                           const cio_pg_param *params, int n, unsigned flags)
 {
-    qspec q = {.kind = Q_PREPARED, .name = name, .params = params, .n = n,
+    qspec q = {.kind = Q_PREPARED,
+               .name = name,
+               .params = params,
+               .n = n,
                .flags = flags};
     return run(c, out, &q);
 }
@@ -942,8 +943,8 @@ int cio_pg_query_prepared(cio_pg *c, cio_pg_result **out, const char *name,
 int cio_pg_prepare(cio_pg *c, const char *name, const char *sql, int n,
                    const unsigned *types)
 {
-    qspec q = {.kind = Q_PREPARE, .name = name, .sql = sql, .types = types,
-               .n = n};
+    qspec q = {
+        .kind = Q_PREPARE, .name = name, .sql = sql, .types = types, .n = n};
     return run(c, NULL, &q);
 }
 
@@ -1170,8 +1171,8 @@ int cio_pg_get_bool(const cio_pg_result *r, int row, int col, bool *v)
     return 0;
 }
 
-int cio_pg_get_text(const cio_pg_result *r, int row, int col,
-                    const char **s, size_t *len)
+int cio_pg_get_text(const cio_pg_result *r, int row, int col, const char **s,
+                    size_t *len)
 {
     int rc = field(r, row, col);
     if (rc < 0 || s == NULL)
@@ -1231,8 +1232,8 @@ static ssize_t bytea_decode(const char *s, size_t n, unsigned char *out,
         } else if (i + 3 < n && s[i + 1] >= '0' && s[i + 1] <= '3' &&
                    s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' &&
                    s[i + 3] <= '7') {
-            b = (unsigned char)((s[i + 1] - '0') << 6 |
-                                (s[i + 2] - '0') << 3 | (s[i + 3] - '0'));
+            b = (unsigned char)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 |
+                                (s[i + 3] - '0'));
             i += 4;
         } else {
             return -EINVAL;
@@ -1243,8 +1244,8 @@ static ssize_t bytea_decode(const char *s, size_t n, unsigned char *out,
     return (ssize_t)k;
 }
 
-ssize_t cio_pg_get_bytea(const cio_pg_result *r, int row, int col,
-                         void *buf, size_t size)
+ssize_t cio_pg_get_bytea(const cio_pg_result *r, int row, int col, void *buf,
+                         size_t size)
 {
     int rc = field(r, row, col);
     if (rc < 0 || (buf == NULL && size > 0))
@@ -1265,8 +1266,10 @@ ssize_t cio_pg_get_bytea(const cio_pg_result *r, int row, int col,
 int cio_pg_begin(cio_pg *c, cio_pg_tx *tx, unsigned mode)
 {
     static const char *const levels[] = {
-        "", " ISOLATION LEVEL READ COMMITTED",
-        " ISOLATION LEVEL REPEATABLE READ", " ISOLATION LEVEL SERIALIZABLE",
+        "",
+        " ISOLATION LEVEL READ COMMITTED",
+        " ISOLATION LEVEL REPEATABLE READ",
+        " ISOLATION LEVEL SERIALIZABLE",
     };
     unsigned iso = mode & 0xf;
     if (c == NULL || tx == NULL || iso > 3 ||
@@ -1303,14 +1306,18 @@ static int tx_finish(cio_pg_tx *tx, bool commit)
     int d = tx->cio__depth;
     bool aborted = PQtransactionStatus(c->pq) == PQTRANS_INERROR;
     if (commit && !aborted)
-        snprintf(sql, sizeof sql, d == 1 ? "COMMIT" : "RELEASE SAVEPOINT "
-                                                      "cio_sp_%d", d);
+        snprintf(sql, sizeof sql,
+                 d == 1 ? "COMMIT"
+                        : "RELEASE SAVEPOINT "
+                          "cio_sp_%d",
+                 d);
     else if (d == 1)
         snprintf(sql, sizeof sql, "ROLLBACK");
     else
         snprintf(sql, sizeof sql,
                  "ROLLBACK TO SAVEPOINT cio_sp_%d; RELEASE SAVEPOINT "
-                 "cio_sp_%d", d, d);
+                 "cio_sp_%d",
+                 d, d);
     int rc = cio_pg_exec(c, sql);
     PGTransactionStatusType ts = PQtransactionStatus(c->pq);
     if (rc < 0 && cio_pg_ok(c) &&
@@ -1320,8 +1327,10 @@ static int tx_finish(cio_pg_tx *tx, bool commit)
     tx->cio__done = true;
     c->tx_depth = d - 1;
     if (rc >= 0 && commit && aborted) {
-        err_set(c, "25P02", "the transaction was aborted by an earlier "
-                            "error and has been rolled back", NULL);
+        err_set(c, "25P02",
+                "the transaction was aborted by an earlier "
+                "error and has been rolled back",
+                NULL);
         return CIO_ESERVER;
     }
     return rc < 0 ? rc : 0;
@@ -1567,8 +1576,7 @@ static int take_notify(cio_pg *c, cio_pg_notification **out)
     return 1;
 }
 
-int cio_pg_wait_notify(cio_pg *c, cio_pg_notification **out,
-                       int64_t deadline)
+int cio_pg_wait_notify(cio_pg *c, cio_pg_notification **out, int64_t deadline)
 {
     if (c == NULL || out == NULL || deadline < 0)
         return -EINVAL;
@@ -1604,8 +1612,11 @@ static int batch_send(cio_pg *c, cio_pg_stmt *s, size_t n)
     if (!PQenterPipelineMode(c->pq))
         return err_conn(c);
     for (size_t i = 0; i < n; i++) {
-        qspec q = {.kind = Q_PARAMS, .sql = s[i].sql, .params = s[i].params,
-                   .n = s[i].nparams, .flags = s[i].flags};
+        qspec q = {.kind = Q_PARAMS,
+                   .sql = s[i].sql,
+                   .params = s[i].params,
+                   .n = s[i].nparams,
+                   .flags = s[i].flags};
         int rc = send_query(c, &q);
         if (rc < 0)
             return rc;
