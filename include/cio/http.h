@@ -19,8 +19,13 @@
  * call treats it as failure: cio_http_fetch_all). Nothing here is
  * thread-safe; every object belongs to the loop that made it.
  *
- * HTTPS: the `tls` fields below are the seam for the TLS layer
- * (cio/tls.h); until it is built in, https:// URLs give -EPROTONOSUPPORT.
+ * HTTPS: through the TLS layer (cio/tls.h), when cio is built with
+ * OpenSSL: the server takes a server context (opts.tls), the client a
+ * client context or, for https:// URLs without one, the defaults (system
+ * trust store, verification on). Without OpenSSL, opts.tls gives -EINVAL
+ * and https:// URLs -EPROTONOSUPPORT. Host names are resolved through
+ * cio/dns.h when cio is built with c-ares; otherwise only numeric hosts
+ * and "localhost" connect (others give CIO_ENOTFOUND).
  */
 #ifndef CIO_HTTP_H
 #define CIO_HTTP_H
@@ -36,6 +41,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef struct cio_tls_ctx cio_tls_ctx;
 
 /* A header as the application gives it: NUL-terminated name and value. */
 typedef struct cio_http_header {
@@ -82,13 +89,17 @@ typedef struct cio_http_server_opts {
     int backlog;          /* listen backlog; 0: SOMAXCONN */
     unsigned listen_flags; /* CIO_REUSEPORT, ... (cio_listen) */
     const char *server;   /* Server header value; NULL: none */
-    void *tls;            /* reserved for the TLS layer; must be NULL */
+    /* Serve HTTPS with this server context (cio_tls_server_ctx_new),
+     * borrowed: free it after closing the server. The handshake must
+     * finish within head_timeout. NULL: plain HTTP. */
+    cio_tls_ctx *tls;
 } cio_http_server_opts;
 
 /* Serve HTTP/1.1 on `a` with `fn(req, w, arg)` for every request (use
  * cio_http_router_handler for routing). `opts` NULL: the defaults; it is
  * copied (`server` too). The caller owns `*out` and ends it with
- * cio_http_server_close. 0; -EINVAL (NULLs, opts->tls set); -errno from
+ * cio_http_server_close. 0; -EINVAL (NULLs; opts->tls without OpenSSL;
+ * a Server value with CR/LF); -errno from
  * listen (-EADDRINUSE, ...); -ENOMEM; CIO_ENOTASK. Does not suspend. */
 int cio_http_server_start(cio_http_server **out, const cio_addr *a,
                           cio_http_handler fn, void *arg,
@@ -285,12 +296,14 @@ typedef struct cio_http_client_opts {
     bool no_decompress;      /* keep gzip/deflate bodies as sent */
     size_t max_body;         /* buffered bodies; 0: 64 MiB */
     size_t max_head;         /* response head; 0: 64 KiB */
-    void *tls;               /* reserved for the TLS layer; NULL */
+    /* The client context for https:// (borrowed: free it after the
+     * client). NULL: a default context made at the first https request. */
+    cio_tls_ctx *tls;
 } cio_http_client_opts;
 
 /* A client with its connection pool. `opts` NULL: the defaults. The
- * caller closes it with cio_http_client_close. 0, -EINVAL, -ENOMEM,
- * CIO_ENOTASK. Does not suspend. */
+ * caller closes it with cio_http_client_close. 0; -EINVAL (opts->tls
+ * without OpenSSL); -ENOMEM; CIO_ENOTASK. Does not suspend. */
 int cio_http_client_new(cio_http_client **out,
                         const cio_http_client_opts *opts);
 /* Close every pooled connection and free the client. Responses still
@@ -319,7 +332,8 @@ typedef struct cio_http_req_opts {
     int64_t timeout; /* overrides the client's `timeout`; 0: keep it */
 } cio_http_req_opts;
 
-/* Send `method` to the absolute http:// URL `url` and read the response.
+/* Send `method` to the absolute http:// or https:// URL `url` and read
+ * the response.
  * `opts` NULL: no body, no extra headers. The response is the caller's:
  * free it with cio_http_response_free. Redirects (301, 302, 303, 307,
  * 308) are followed up to max_redirects (303, and 301/302 after POST,
@@ -327,8 +341,10 @@ typedef struct cio_http_req_opts {
  * closed by the server before answering is replaced once, transparently.
  * Returns 0 for any HTTP status (check cio_http_response_status);
  * -EINVAL for a bad URL, method or header; -EPROTONOSUPPORT for a
- * scheme other than http (https until TLS is built in); -ECONNREFUSED
- * and other connect errors; -ETIMEDOUT when a phase or the whole call
+ * scheme other than http and https (or https without OpenSSL);
+ * CIO_ENOTFOUND and the other lookup errors (cio/dns.h); -ECONNREFUSED
+ * and other connect errors; CIO_ETLS / CIO_ECERT for a failed
+ * handshake; -ETIMEDOUT when a phase or the whole call
  * runs out of time; CIO_EHTTP for a malformed response; -EMSGSIZE for a
  * head or body above the limits; CIO_EREDIRECTS; -EPERM for an https ->
  * http redirect not allowed; CIO_EOF if the server closed mid-response;

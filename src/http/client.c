@@ -13,6 +13,12 @@
 #include <llhttp.h>
 
 #include "http_int.h"
+#ifdef CIO_HAVE_OPENSSL
+#include "cio/tls.h"
+#endif
+#ifdef CIO_HAVE_CARES
+#include "cio/dns.h"
+#endif
 
 #define DEF_PER_HOST 8
 #define DEF_TOTAL 64
@@ -37,6 +43,7 @@ struct hostpool {
     hostpool *next;
     char host[256];
     int port;
+    bool https;
     cio_sem slots; /* connections in use on this host */
     cconn *idle;
     size_t nidle;
@@ -47,6 +54,7 @@ struct cio_http_client {
     hostpool *hosts;
     cio_sem total; /* connections in use */
     size_t live_responses;
+    cio_tls_ctx *own_tls; /* the default context, made on demand */
     size_t nidle;
     uint64_t connects;
 };
@@ -73,8 +81,12 @@ struct cio_http_response {
 int cio_http_client_new(cio_http_client **out,
                         const cio_http_client_opts *opts)
 {
-    if (out == NULL || (opts && opts->tls))
+    if (out == NULL)
         return -EINVAL;
+#ifndef CIO_HAVE_OPENSSL
+    if (opts && opts->tls)
+        return -EINVAL;
+#endif
     if (cio_current() == NULL)
         return CIO_ENOTASK;
     cio_http_client *c = cio__calloc(1, sizeof *c);
@@ -125,6 +137,9 @@ int cio_http_client_close(cio_http_client *c)
         cio__free(hp);
         hp = next;
     }
+#ifdef CIO_HAVE_OPENSSL
+    cio_tls_ctx_free(c->own_tls);
+#endif
     cio__free(c);
     return 0;
 }
@@ -142,13 +157,15 @@ uint64_t cio_http_client_connects(const cio_http_client *c)
 static hostpool *host_get(cio_http_client *c, const http_url *u)
 {
     for (hostpool *hp = c->hosts; hp; hp = hp->next)
-        if (hp->port == u->port && strcmp(hp->host, u->host) == 0)
+        if (hp->port == u->port && hp->https == u->https &&
+            strcmp(hp->host, u->host) == 0)
             return hp;
     hostpool *hp = cio__calloc(1, sizeof *hp);
     if (hp == NULL)
         return NULL;
     snprintf(hp->host, sizeof hp->host, "%s", u->host);
     hp->port = u->port;
+    hp->https = u->https;
     cio_sem_init(&hp->slots, (long)c->o.max_per_host, 0);
     hp->next = c->hosts;
     c->hosts = hp;
@@ -167,6 +184,31 @@ static bool idle_usable(cio_http_client *c, cconn *k)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+static int open_stream(cio_http_client *c, hostpool *hp, cio_stream **s)
+{
+    if (hp->https) {
+#ifdef CIO_HAVE_OPENSSL
+        cio_tls_ctx *ctx = c->o.tls ? c->o.tls : c->own_tls;
+        if (ctx == NULL) {
+            int rc = cio_tls_client_ctx_new(&c->own_tls, NULL);
+            if (rc < 0)
+                return rc;
+            ctx = c->own_tls;
+        }
+        return cio_tls_connect(s, ctx, hp->host, hp->port, NULL, NULL);
+#else
+        return -EPROTONOSUPPORT;
+#endif
+    }
+#ifdef CIO_HAVE_CARES
+    return cio_open_connection_host(s, hp->host, hp->port, NULL);
+#else
+    int rc = cio_open_connection(s, hp->host, hp->port, NULL);
+    return rc == -EINVAL ? CIO_ENOTFOUND : rc; /* a name: no resolver */
+#endif
+}
+
+/* Connect (and handshake) under the connect timeout. */
 static int connect_op(cio_http_client *c, hostpool *hp, cio_stream **s)
 {
     cio_scope sc;
@@ -174,12 +216,10 @@ static int connect_op(cio_http_client *c, hostpool *hp, cio_stream **s)
                              0);
     if (rc < 0)
         return rc;
-    rc = cio_open_connection(s, hp->host, hp->port, NULL);
+    rc = open_stream(c, hp, s);
     int sx = cio_scope_exit(&sc);
     if (rc == -ECANCELED && sx == -ETIMEDOUT)
         rc = -ETIMEDOUT;
-    if (rc == -EINVAL)
-        rc = CIO_ENOTFOUND; /* not numeric: no resolver built in yet */
     return rc;
 }
 
@@ -322,8 +362,11 @@ static int feed(cio_http_response *r)
         return (int)n;
     if (n == 0) {
         /* A body delimited by the close ends here. */
-        if (r->head_done && llhttp_finish(&r->p) == HPE_OK && r->msg_done)
-            return 0;
+        if (r->head_done) {
+            llhttp_errno_t e = llhttp_finish(&r->p);
+            if ((e == HPE_OK || e == HPE_PAUSED) && r->msg_done)
+                return 0;
+        }
         return CIO_EOF;
     }
     r->got_bytes = true;
@@ -607,8 +650,10 @@ static void response_init(cio_http_response *r, cio_http_client *c,
 static int hop(cio_http_client *c, cio_http_response *r, const char *method,
                const http_url *u, const cio_http_req_opts *o)
 {
+#ifndef CIO_HAVE_OPENSSL
     if (u->https)
-        return -EPROTONOSUPPORT; /* the TLS layer is not built in */
+        return -EPROTONOSUPPORT;
+#endif
     int rc;
     for (int attempt = 0;; attempt++) {
         response_init(r, c, method);
@@ -727,9 +772,13 @@ int cio_http_request(cio_http_client *c, cio_http_response **out,
         (o->body_fn && o->body_len) || (o->nheaders && !o->headers) ||
         (o->body_len && !o->body))
         return -EINVAL;
+    for (size_t i = 0; i < o->nheaders; i++)
+        if (cio_http_header_check(o->headers[i].name, o->headers[i].value))
+            return -EINVAL;
     cio_http_response *r = cio__calloc(1, sizeof *r);
     if (r == NULL)
         return -ENOMEM;
+    r->c = c;
     c->live_responses++;
     int64_t total = o->timeout > 0 ? o->timeout : c->o.timeout;
     cio_scope sc;

@@ -11,6 +11,9 @@
 
 #include "http_int.h"
 #include "server_int.h"
+#ifdef CIO_HAVE_OPENSSL
+#include "cio/tls.h"
+#endif
 
 #define DEF_MAX_HEAD ((size_t)16 * 1024)
 #define DEF_MAX_HEADERS 100
@@ -488,9 +491,8 @@ static int one_request(hconn *c, cio_http_req *r, cio_http_writer *w)
     return c->keep_alive && !hs->closing ? 0 : CIO_ECLOSING;
 }
 
-static int serve_conn(cio_stream *s, void *arg)
+static int serve_stream(cio_http_server *hs, cio_stream *s)
 {
-    cio_http_server *hs = arg;
     hconn c = {.hs = hs, .s = s};
     socklen_t al = sizeof c.peer.u;
     if (getpeername(cio_stream_fd(s), &c.peer.u.sa, &al) == 0)
@@ -524,14 +526,44 @@ static int serve_conn(cio_stream *s, void *arg)
     return rc == -ECANCELED ? rc : 0;
 }
 
+static int serve_conn(cio_stream *s, void *arg)
+{
+    cio_http_server *hs = arg;
+    if (hs->o.tls == NULL)
+        return serve_stream(hs, s);
+#ifdef CIO_HAVE_OPENSSL
+    cio_stream *ts;
+    cio_scope sc;
+    int rc = cio_scope_enter(&sc, cio_deadline_after(hs->o.head_timeout), 0);
+    if (rc == 0) {
+        rc = cio_tls_accept(&ts, s, hs->o.tls, NULL);
+        cio_scope_exit(&sc);
+    }
+    if (rc < 0)
+        return rc == -ECANCELED ? rc : 0; /* a failed handshake */
+    rc = serve_stream(hs, ts);
+    cio_scope sh;
+    cio_scope_enter(&sh, cio_deadline_after(CIO_SEC), CIO_SCOPE_SHIELD);
+    cio_stream_close(ts);
+    cio_scope_exit(&sh);
+    return rc;
+#else
+    return -EINVAL;
+#endif
+}
+
 /* ---- The server ---------------------------------------------------------- */
 
 int cio_http_server_start(cio_http_server **out, const cio_addr *a,
                           cio_http_handler fn, void *arg,
                           const cio_http_server_opts *opts)
 {
-    if (out == NULL || a == NULL || fn == NULL || (opts && opts->tls))
+    if (out == NULL || a == NULL || fn == NULL)
         return -EINVAL;
+#ifndef CIO_HAVE_OPENSSL
+    if (opts && opts->tls)
+        return -EINVAL;
+#endif
     cio_http_server *hs = cio__calloc(1, sizeof *hs);
     if (hs == NULL)
         return -ENOMEM;
