@@ -27,3 +27,8 @@ fi
     -g -O1 -std=gnu11 -Iinclude -Isrc $defs ${FUZZ_CFLAGS:-} \
     fuzz/fuzz_stream.c $srcs $libs -o "$out/fuzz_stream"
 echo "built $out/fuzz_stream"
+# shellcheck disable=SC2086
+"$CC" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -g -O1 -std=gnu11 -Iinclude -Isrc $defs ${FUZZ_CFLAGS:-} \
+    fuzz/fuzz_resp.c $srcs $libs -o "$out/fuzz_resp"
+echo "built $out/fuzz_resp"

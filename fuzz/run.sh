@@ -11,3 +11,6 @@ work=build-fuzz/corpus-stream
 mkdir -p "$work" build-fuzz/artifacts
 build-fuzz/fuzz_stream -max_total_time="$secs" -print_final_stats=1 \
     -artifact_prefix=build-fuzz/artifacts/ "$work" fuzz/corpus/stream
+mkdir -p build-fuzz/corpus-resp
+build-fuzz/fuzz_resp -max_total_time="$secs" -print_final_stats=1 \
+    -artifact_prefix=build-fuzz/artifacts/ build-fuzz/corpus-resp fuzz/corpus/resp

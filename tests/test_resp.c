@@ -300,6 +300,7 @@ TEST(resp_malformed_input_is_ebadresp)
     BAD("!-1\r\n");
     BAD("=3\r\ntxt\r\n");
     BAD("=5\r\ntxtxy\r\n");
+    BAD("=5\r\nt\0x:y\r\n");
     BAD("_x\r\n");
     BAD("#x\r\n");
     BAD("#tt\r\n");

@@ -401,9 +401,12 @@ static int bulk_body(cio__resp_parser *p, const char *buf, size_t len,
     r->len = p->bulk_want;
     r->str[r->len] = '\0';
     if (r->type == CIO_REDIS_VERB) {
-        /* "txt:" prefix into vtype. */
+        /* The "txt:" prefix goes into vtype: three printable bytes. */
         if (r->str[3] != ':')
             return CIO_EBADRESP;
+        for (int i = 0; i < 3; i++)
+            if (r->str[i] <= ' ' || r->str[i] > '~' || r->str[i] == ':')
+                return CIO_EBADRESP;
         memcpy(r->vtype, r->str, 3);
         r->vtype[3] = '\0';
         memmove(r->str, r->str + 4, r->len - 4 + 1);
