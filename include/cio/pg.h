@@ -332,7 +332,10 @@ int cio_pg_batch(cio_pg *c, cio_pg_stmt *stmts, size_t n);
  * release a connection is reset: a transaction left open is rolled back,
  * and a session that ran LISTEN, SET, PREPARE, cursors, temp tables or
  * cio_pg_prepare gets DISCARD ALL (every release with `reset_all`).
- * Broken connections, or ones released mid-COPY, are closed. */
+ * Broken connections, or ones released mid-COPY, are closed. On acquire
+ * an idle connection (idle at least `check_after`; 0: every time) gets a
+ * local check without a round trip: one non-blocking read that notices a
+ * connection the server or the network closed meanwhile. */
 typedef struct cio_pg_pool cio_pg_pool;
 
 typedef struct cio_pg_pool_config {

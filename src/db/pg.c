@@ -1750,10 +1750,21 @@ static void pool_close(void *ctx, void *conn)
     cio_pg_close(conn);
 }
 
+/* A local check, without a round trip: read what the socket holds (one
+ * receive that normally finds nothing), which notices a connection the
+ * server or the network has closed meanwhile. */
 static int pool_check(void *ctx, void *conn)
 {
     (void)ctx;
-    return cio_pg_exec(conn, "") < 0 ? -1 : 0;
+    cio_pg *c = conn;
+    if (!cio_pg_ok(c) || c->inside || c->mode != ST_IDLE)
+        return -1;
+    if (!PQconsumeInput(c->pq) || PQstatus(c->pq) != CONNECTION_OK ||
+        PQisBusy(c->pq)) {
+        c->broken = true;
+        return -1;
+    }
+    return 0;
 }
 
 /* Ready a released connection for its next user; non-zero discards it.
