@@ -140,6 +140,7 @@ TEST(connect_v4_wins_after_the_delay_and_loser_is_closed)
 
 TEST(connect_through_dns_prefers_v6_then_falls_back)
 {
+    NEED_CARES();
     int l6, l4, port, fill[4], nfill;
     ASSERT_OK(dual_setup(&l6, &l4, &port, fill, &nfill));
     static const dns_rr rrs[] = {
@@ -217,6 +218,7 @@ TEST(connect_all_refused_returns_the_first_error)
 
 TEST(connect_deadline_covers_the_lookup)
 {
+    NEED_CARES();
     dns_server s;
     ASSERT_OK(dns_server_start(&s, NULL, 0));
     ASSERT_OK(dns_server_use(&s, NULL));

@@ -71,6 +71,11 @@ int cio_dns_configure(const cio_dns_config *cfg);
 /* Forget every cached answer of the running loop. Does not suspend. */
 void cio_dns_cache_clear(void);
 
+/* The resolver cio was built with: "c-ares", or "getaddrinfo" (then the
+ * record lookups return -ENOTSUP and the servers, timeout, tries and
+ * cache settings do not apply). Static string. Does not suspend. */
+const char *cio_dns_resolver(void);
+
 /* ---- Addresses (asyncio loop.getaddrinfo) -------------------------------- */
 
 /* One address of a lookup's answer, in a list. */

@@ -511,6 +511,7 @@ static int cache_find(struct cio__dns *d, const char *name, size_t len,
     return 1;
 }
 
+#ifdef CIO_HAVE_CARES
 /* Remember `ai` (all nodes share the TTL of the first) for `name`. Out of
  * memory only means no caching. */
 static void cache_put(struct cio__dns *d, const char *name, size_t len,
@@ -556,6 +557,8 @@ static void cache_put(struct cio__dns *d, const char *name, size_t len,
     lru_push_front(d, e);
     d->ncache++;
 }
+
+#endif
 
 void cio_dns_cache_clear(void)
 {
@@ -1246,31 +1249,31 @@ static int lookup(cio_task *t, struct cio__dns *d, const char *host,
 
 int cio_resolve_srv(const char *name, cio_dns_srv **out, size_t *count)
 {
-    (void)name;
-    (void)out;
-    (void)count;
-    return -ENOTSUP;
+    return name && out && count ? -ENOTSUP : -EINVAL;
 }
 
 int cio_resolve_mx(const char *name, cio_dns_mx **out, size_t *count)
 {
-    (void)name;
-    (void)out;
-    (void)count;
-    return -ENOTSUP;
+    return name && out && count ? -ENOTSUP : -EINVAL;
 }
 
 int cio_resolve_txt(const char *name, cio_dns_txt **out, size_t *count)
 {
-    (void)name;
-    (void)out;
-    (void)count;
-    return -ENOTSUP;
+    return name && out && count ? -ENOTSUP : -EINVAL;
 }
 
 #endif /* CIO_HAVE_CARES */
 
 /* ---- public entry points ------------------------------------------------- */
+
+const char *cio_dns_resolver(void)
+{
+#ifdef CIO_HAVE_CARES
+    return "c-ares";
+#else
+    return "getaddrinfo";
+#endif
+}
 
 int cio_resolve(const char *host, int port, int family, cio_addrinfo **out)
 {
