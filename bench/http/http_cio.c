@@ -1,0 +1,50 @@
+/* bench/http: the cio HTTP server answering "Hello, World!".
+ * Usage: http_cio PORT. Runs until SIGTERM/SIGINT. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cio.h>
+#include <cio/http.h>
+
+static int port;
+
+static int hello(cio_http_req *r, cio_http_writer *w, void *arg)
+{
+    (void)r, (void)arg;
+    return cio_http_send(w, 200, "text/plain", "Hello, World!", 13);
+}
+
+static int serve(void *arg)
+{
+    (void)arg;
+    cio_addr a;
+    int rc = cio_addr_ip(&a, "127.0.0.1", port);
+    if (rc < 0)
+        return rc;
+    cio_http_server *s;
+    rc = cio_http_server_start(&s, &a, hello, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    /* Runs until SIGTERM cancels this task. */
+    int wr = cio_sleep(CIO_NEVER / 2);
+    cio_http_server_close(s, 0);
+    return wr == -ECANCELED ? 0 : wr;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: http_cio PORT\n");
+        return 2;
+    }
+    port = atoi(argv[1]);
+    cio_config cfg;
+    cio_config_init(&cfg);
+    cfg.shutdown_grace = CIO_SEC / 10;
+    int rc = cio_run_config(&cfg, serve, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "http_cio: %s\n", cio_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
