@@ -404,8 +404,8 @@ static int bulk_body(cio__resp_parser *p, const char *buf, size_t len,
         /* The "txt:" prefix goes into vtype: three printable bytes. */
         if (r->str[3] != ':')
             return CIO_EBADRESP;
-        for (int i = 0; i < 3; i++)
-            if (r->str[i] <= ' ' || r->str[i] > '~' || r->str[i] == ':')
+        for (int k = 0; k < 3; k++)
+            if (r->str[k] <= ' ' || r->str[k] > '~' || r->str[k] == ':')
                 return CIO_EBADRESP;
         memcpy(r->vtype, r->str, 3);
         r->vtype[3] = '\0';
