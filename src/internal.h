@@ -74,6 +74,12 @@ void cio__stack_pool_fini(cio__stack_pool *p);
 /* Take a stack of at least `size` usable bytes. 0 or -ENOMEM. */
 int cio__stack_get(cio__stack_pool *p, size_t size, cio__stack *out);
 void cio__stack_put(cio__stack_pool *p, const cio__stack *s);
+/* Bytes of `s` in use at the deepest point so far (resident pages), or
+ * -errno. */
+long cio__stack_used(const cio__stack *s);
+/* Drop the pages of `s` (debug mode, before pooling it), so the next
+ * task's cio__stack_used starts from zero. */
+void cio__stack_forget(const cio__stack *s);
 bool cio__stack_canary_ok(const cio__stack *s);
 size_t cio__stack_pooled(const cio__stack_pool *p);
 uint64_t cio__stack_mapped(const cio__stack_pool *p);

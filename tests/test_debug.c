@@ -214,3 +214,43 @@ TEST_REALTIME(debug_watchdog_backtraces_a_computing_task)
     ASSERT_TRUE(slow != NULL && slow > w);
     return 0;
 }
+
+static int deep_user(void *arg)
+{
+    (void)arg;
+    volatile char buf[56 * 1024];
+    for (size_t i = 0; i < sizeof buf; i += 512)
+        buf[i] = 1;
+    return buf[0] - 1;
+}
+
+static int deep_main(void *arg)
+{
+    (void)arg;
+    cio_task *t;
+    cio_spawn_opts o = {.name = "greedy", .stack_size = 64 * 1024};
+    int rc = cio_spawn_ex(&t, deep_user, NULL, &o);
+    if (rc == 0) {
+        rc = cio_task_join(t);
+        cio_task_free(t);
+    }
+    /* The next task on the same pooled stack starts from zero. */
+    cio_spawn_opts o2 = {.name = "light", .stack_size = 64 * 1024};
+    if (rc == 0 && (rc = cio_spawn_ex(&t, deep_user, NULL, &o2)) == 0) {
+        rc = cio_task_join(t);
+        cio_task_free(t);
+    }
+    return rc;
+}
+
+TEST_REALTIME(debug_reports_a_task_near_its_stack_limit)
+{
+    char out[8192];
+    int st = debug_child(deep_main, out, sizeof out);
+    ASSERT_TRUE(WIFEXITED(st));
+    ASSERT_EQ(0, WEXITSTATUS(st));
+    ASSERT_TRUE(strstr(out, "task greedy used ") != NULL);
+    ASSERT_TRUE(strstr(out, " of its 65536 stack bytes; give it a larger "
+                            "stack_size") != NULL);
+    return 0;
+}

@@ -167,3 +167,45 @@ TEST_REALTIME(stack_overflow_detected_by_canary)
     ASSERT_TRUE(died_of_overflow(status));
     return 0;
 }
+
+/* ---- high-water mark ----------------------------------------------------- */
+
+/* Touch `kib` KiB of stack below this frame, then measure. */
+__attribute__((noinline)) static long touch_stack(int kib)
+{
+    volatile char buf[kib * 1024];
+    for (int i = 0; i < kib * 1024; i += 512)
+        buf[i] = (char)i;
+    return cio_task_stack_used(NULL) + buf[0] * 0;
+}
+
+static int shallow(void *arg)
+{
+    *(long *)arg = cio_task_stack_used(NULL);
+    return 0;
+}
+
+static int deep40(void *arg)
+{
+    *(long *)arg = touch_stack(40);
+    return 0;
+}
+
+TEST(stack_used_measures_the_deepest_point)
+{
+    long small = -1, deep = -1;
+    cio_task *a, *b;
+    cio_spawn_opts o = {.stack_size = 64 * 1024};
+    ASSERT_EQ(0, cio_spawn_ex(&a, shallow, &small, &o));
+    ASSERT_EQ(0, cio_spawn_ex(&b, deep40, &deep, &o));
+    ASSERT_EQ(0, cio_task_join(a));
+    ASSERT_EQ(0, cio_task_join(b));
+    ASSERT_TRUE(small > 0 && small <= 16 * 1024);
+    ASSERT_TRUE(deep >= 40 * 1024 && deep <= 64 * 1024);
+    /* A finished task's stack is gone. */
+    ASSERT_EQ(-EINVAL, cio_task_stack_used(a));
+    cio_task_free(a);
+    cio_task_free(b);
+    ASSERT_TRUE(cio_task_stack_used(NULL) > 0); /* main's own */
+    return 0;
+}

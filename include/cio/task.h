@@ -92,6 +92,15 @@ int cio_task_set_name(cio_task *t, const char *name);
 uint64_t cio_task_id(const cio_task *t);
 /* true once `t` has returned. */
 bool cio_task_done(const cio_task *t);
+/* How deep `t`'s stack has been used so far, in bytes (page granularity),
+ * for sizing stacks: `t` NULL means the running task. Measured from the
+ * stack's resident pages (mincore(2)), so on a stack reused from the pool
+ * an earlier task's depth can show through; in debug mode stacks are
+ * cleared on reuse, which makes it exact, and a task that used more than
+ * three quarters of its stack is reported when it ends. Returns the
+ * bytes; -EINVAL once `t` has finished (its stack is gone); CIO_ENOTASK
+ * for NULL outside a task; -errno from mincore. Does not suspend. */
+long cio_task_stack_used(const cio_task *t);
 /* If `t` has finished, store its result in `*result`, count it as
  * retrieved and return 0; -EAGAIN while it runs; -EINVAL for NULLs.
  * Does not suspend. */

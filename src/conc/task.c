@@ -100,6 +100,18 @@ static void report_unretrieved(cio_task *t, const char *why)
                 t->errmsg ? t->errmsg : "", site);
 }
 
+long cio_task_stack_used(const cio_task *t)
+{
+    if (t == NULL) {
+        t = cio__self();
+        if (t == NULL)
+            return CIO_ENOTASK;
+    }
+    if (t->state == CIO__DONE || t->stack.lo == NULL)
+        return -EINVAL;
+    return cio__stack_used(&t->stack);
+}
+
 /* Called by the loop once a finished task has switched away for good. */
 void cio__task_release_stack(cio_task *t)
 {
@@ -107,6 +119,14 @@ void cio__task_release_stack(cio_task *t)
     __tsan_destroy_fiber(t->tsan_fiber);
     t->tsan_fiber = NULL;
 #endif
+    if (CIO__UNLIKELY(t->loop->debug)) {
+        long used = cio__stack_used(&t->stack);
+        if (used > 0 && (size_t)used * 4 > t->stack.size * 3)
+            cio__report("task %s used %ld of its %zu stack bytes; give it a "
+                        "larger stack_size", task_name(t), used,
+                        t->stack.size);
+        cio__stack_forget(&t->stack);
+    }
     cio__stack_put(t->loop->stacks, &t->stack);
     t->stack.lo = NULL;
     cio__task_unref(t);

@@ -253,6 +253,33 @@ void cio__stack_put(cio__stack_pool *p, const cio__stack *s)
     p->pooled++;
 }
 
+long cio__stack_used(const cio__stack *s)
+{
+    size_t pg = cio__page_size(), n = s->size / pg;
+    unsigned char vec[256];
+    /* A canary word keeps the lowest page resident: leave it out. */
+    size_t first = s->canary ? 1 : 0;
+    for (size_t i = first; i < n; i += sizeof vec) {
+        size_t len = n - i < sizeof vec ? n - i : sizeof vec;
+        if (mincore((char *)s->lo + i * pg, len * pg, vec) != 0)
+            return -errno;
+        for (size_t j = 0; j < len; j++)
+            if (vec[j] & 1)
+                return (long)((n - i - j) * pg);
+    }
+    return 0;
+}
+
+void cio__stack_forget(const cio__stack *s)
+{
+    size_t pg = cio__page_size();
+    /* Everything but the top page, where the pool keeps its link. */
+    if (s->size > pg)
+        madvise(s->lo, s->size - pg, MADV_DONTNEED);
+    if (s->canary)
+        *(uint64_t *)s->lo = CANARY;
+}
+
 bool cio__stack_canary_ok(const cio__stack *s)
 {
     return !s->canary || *(const uint64_t *)s->lo == CANARY;
