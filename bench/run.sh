@@ -64,6 +64,9 @@ for ((r = 1; r <= runs; r++)); do
     run cio 1000000 120 "$bin/bench_spawn" 1e6
     asyncio spawn 100000
     run cio 1000000 120 "$bin/bench_switch" 1e6
+    # Debug mode on (slow-step clock reads, the watchdog's step marks):
+    # what CIO_DEBUG=1 costs a context switch.
+    run cio-debug 1000000 120 env CIO_DEBUG=1 "$bin/bench_switch" 1e6
     asyncio switch 100000
     run cio 100000 120 "$bin/bench_sleepers" 1e5
     asyncio sleepers 100000
