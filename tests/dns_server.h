@@ -43,10 +43,10 @@ typedef struct dns_rr {
 /* The fake server is only of use to the c-ares resolver; without it a
  * test that needs one passes as skipped. */
 #define HAVE_CARES() (strcmp(cio_dns_resolver(), "c-ares") == 0)
-#define NEED_CARES()       \
-    do {                   \
-        if (!HAVE_CARES()) \
-            return 0;      \
+#define NEED_CARES()                                                           \
+    do {                                                                       \
+        if (!HAVE_CARES())                                                     \
+            return 0;                                                          \
     } while (0)
 
 #define DNS_LOG_MAX 256
@@ -331,8 +331,7 @@ static int dns_tcp_task(void *arg)
 
 /* Bind UDP and TCP on one free loopback port and start serving `rrs`
  * (kept by pointer). 0 or an error. */
-static inline int dns_server_start(dns_server *s, const dns_rr *rrs,
-                                   size_t nrr)
+static inline int dns_server_start(dns_server *s, const dns_rr *rrs, size_t nrr)
 {
     memset(s, 0, sizeof *s);
     s->rrs = rrs;

@@ -79,8 +79,10 @@ static int use_hosts(char *path, const char *text)
     int rc = write_hosts(path, text);
     if (rc < 0)
         return rc;
-    cio_dns_config cfg = {.servers = "127.0.0.1:9", .hosts_file = path,
-                          .no_search = true, .timeout = 100 * CIO_MSEC,
+    cio_dns_config cfg = {.servers = "127.0.0.1:9",
+                          .hosts_file = path,
+                          .no_search = true,
+                          .timeout = 100 * CIO_MSEC,
                           .tries = 1};
     return cio_dns_configure(&cfg);
 }

@@ -61,8 +61,8 @@ static int expect(const char *host, int family, const char *ip, size_t n)
         rc = -EPROTO;
     }
     if (rc == 0 && list_len(ai) != n) {
-        fprintf(stderr, "  %s: %zu addresses, want %zu\n", host,
-                list_len(ai), n);
+        fprintf(stderr, "  %s: %zu addresses, want %zu\n", host, list_len(ai),
+                n);
         rc = -EPROTO;
     }
     if (rc == 0 && cio_addr_port(&ai->addr) != 443)
@@ -264,13 +264,14 @@ TEST_REALTIME(dns_silent_server_resolver_timeout)
 typedef struct lookup_job {
     const char *host;
     int rc;
+    int family;
 } lookup_job;
 
 static int lookup_task(void *arg)
 {
     lookup_job *j = arg;
     cio_addrinfo *ai = NULL;
-    j->rc = cio_resolve(j->host, 80, AF_INET, &ai);
+    j->rc = cio_resolve(j->host, 80, j->family, &ai);
     cio_addrinfo_free(ai);
     return j->rc < 0 ? j->rc : 0;
 }
@@ -283,7 +284,7 @@ TEST(dns_cancel_mid_flight_leaves_nothing)
     ASSERT_OK(dns_server_use(&s, NULL));
     int fds = cio_test_open_fds();
     long mem = cio__alloc_live();
-    lookup_job j = {"silent.test", 1};
+    lookup_job j = {"silent.test", 1, AF_INET};
     cio_task *t;
     ASSERT_OK(cio_spawn(&t, lookup_task, &j));
     /* Until the server has seen the query. */
@@ -311,7 +312,8 @@ TEST(dns_cancel_one_of_two_lookups)
     dns_server s;
     ASSERT_OK(dns_server_start(&s, zone, NZONE));
     ASSERT_OK(dns_server_use(&s, NULL));
-    lookup_job silent = {"silent.test", 1}, www = {"www.test", 1};
+    lookup_job silent = {"silent.test", 1, AF_INET},
+               www = {"www.test", 1, AF_INET};
     cio_task *t1, *t2;
     ASSERT_OK(cio_spawn(&t1, lookup_task, &silent));
     ASSERT_OK(cio_task_cancel(t1)); /* cancelled before it starts */
@@ -338,13 +340,43 @@ TEST(dns_cancel_one_of_two_lookups)
     return 0;
 }
 
+/* Both families make two queries inside c-ares: cancelling, or closing
+ * the loop, with both in flight must end them once. */
+TEST(dns_cancel_both_families_and_leave_one_at_loop_close)
+{
+    NEED_CARES();
+    dns_server s;
+    ASSERT_OK(dns_server_start(&s, zone, NZONE));
+    ASSERT_OK(dns_server_use(&s, NULL));
+    int fds = cio_test_open_fds();
+    lookup_job j = {"silent.test", 1, AF_UNSPEC};
+    cio_task *t;
+    ASSERT_OK(cio_spawn(&t, lookup_task, &j));
+    for (int i = 0; i < 100 && s.queries < 2; i++)
+        ASSERT_OK(cio_sleep(CIO_MSEC));
+    ASSERT_EQ(2, s.queries);
+    ASSERT_OK(cio_task_cancel(t));
+    ASSERT_EQ(-ECANCELED, cio_task_join(t));
+    cio_task_free(t);
+    ASSERT_EQ(fds, cio_test_open_fds());
+    /* A detached lookup still waiting when main returns: the loop's
+     * close cancels it and frees the resolver. */
+    static lookup_job left = {"silent.test", 1, AF_UNSPEC};
+    ASSERT_OK(cio_spawn(NULL, lookup_task, &left));
+    for (int i = 0; i < 100 && s.queries < 4; i++)
+        ASSERT_OK(cio_sleep(CIO_MSEC));
+    ASSERT_EQ(4, s.queries);
+    dns_server_stop(&s);
+    return 0;
+}
+
 TEST(dns_configure_refused_while_lookups_run)
 {
     NEED_CARES();
     dns_server s;
     ASSERT_OK(dns_server_start(&s, zone, NZONE));
     ASSERT_OK(dns_server_use(&s, NULL));
-    lookup_job j = {"silent.test", 1};
+    lookup_job j = {"silent.test", 1, AF_INET};
     cio_task *t;
     ASSERT_OK(cio_spawn(&t, lookup_task, &j));
     ASSERT_OK(cio_wait_all_blocked());
@@ -362,16 +394,18 @@ TEST(dns_many_concurrent_lookups)
     NEED_CARES();
     dns_server s;
     ASSERT_OK(dns_server_start(&s, zone, NZONE));
-    cio_dns_config cfg = {.servers = s.servers, .hosts_file = "",
-                          .no_search = true, .no_cache = true};
+    cio_dns_config cfg = {.servers = s.servers,
+                          .hosts_file = "",
+                          .no_search = true,
+                          .no_cache = true};
     ASSERT_OK(cio_dns_configure(&cfg));
     enum { N = 40 };
     lookup_job jobs[N];
     cio_call calls[N];
-    static const char *const names[] = {"www.test", "two.test",
-                                        "alias.test", "nope.test"};
+    static const char *const names[] = {"www.test", "two.test", "alias.test",
+                                        "nope.test"};
     for (int i = 0; i < N; i++) {
-        jobs[i] = (lookup_job){names[i % 4], 1};
+        jobs[i] = (lookup_job){names[i % 4], 1, AF_INET};
         calls[i] = (cio_call){lookup_task, &jobs[i], 0};
     }
     ASSERT_OK(cio_gather(calls, N, CIO_GATHER_RETURN_ERRORS));
@@ -409,8 +443,10 @@ TEST(dns_cache_hit_then_ttl_expiry)
     cio_dns_cache_clear();
     ASSERT_OK(expect("short.test", AF_INET, "10.0.0.5", 1));
     ASSERT_EQ(3, dns_server_count(&s, "short.test", RR_A));
-    cio_dns_config cfg = {.servers = s.servers, .hosts_file = "",
-                          .no_search = true, .no_cache = true};
+    cio_dns_config cfg = {.servers = s.servers,
+                          .hosts_file = "",
+                          .no_search = true,
+                          .no_cache = true};
     ASSERT_OK(cio_dns_configure(&cfg));
     ASSERT_OK(expect("short.test", AF_INET, "10.0.0.5", 1));
     ASSERT_OK(expect("short.test", AF_INET, "10.0.0.5", 1));
@@ -424,15 +460,17 @@ TEST(dns_cache_is_bounded_lru)
     NEED_CARES();
     dns_server s;
     ASSERT_OK(dns_server_start(&s, zone, NZONE));
-    cio_dns_config cfg = {.servers = s.servers, .hosts_file = "",
-                          .no_search = true, .cache_size = 2};
+    cio_dns_config cfg = {.servers = s.servers,
+                          .hosts_file = "",
+                          .no_search = true,
+                          .cache_size = 2};
     ASSERT_OK(cio_dns_configure(&cfg));
     ASSERT_OK(expect("www.test", AF_INET, "10.0.0.1", 1));
     ASSERT_OK(expect("two.test", AF_INET, "10.0.0.2", 2));
-    ASSERT_OK(expect("www.test", AF_INET, "10.0.0.1", 1)); /* hit */
+    ASSERT_OK(expect("www.test", AF_INET, "10.0.0.1", 1));   /* hit */
     ASSERT_OK(expect("short.test", AF_INET, "10.0.0.5", 1)); /* evicts two */
-    ASSERT_OK(expect("www.test", AF_INET, "10.0.0.1", 1)); /* hit */
-    ASSERT_OK(expect("two.test", AF_INET, "10.0.0.2", 2)); /* miss */
+    ASSERT_OK(expect("www.test", AF_INET, "10.0.0.1", 1));   /* hit */
+    ASSERT_OK(expect("two.test", AF_INET, "10.0.0.2", 2));   /* miss */
     ASSERT_EQ(1, dns_server_count(&s, "www.test", RR_A));
     ASSERT_EQ(2, dns_server_count(&s, "two.test", RR_A));
     dns_server_stop(&s);

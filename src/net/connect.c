@@ -35,8 +35,7 @@ static int attempt_run(void *arg)
 
 /* The first node from `p` on whose family is (`same`) or is not the
  * family `first`. */
-static const cio_addrinfo *next_of(const cio_addrinfo *p, int first,
-                                   bool same)
+static const cio_addrinfo *next_of(const cio_addrinfo *p, int first, bool same)
 {
     while (p && (p->addr.u.sa.sa_family == first) != same)
         p = p->next;
@@ -153,8 +152,8 @@ static int resolve_and_race(int *out, const char *host, int port,
     }
     size_t n = interleave(ai, v, HE_MAX_ATTEMPTS);
     cio_addrinfo_free(ai);
-    int64_t delay = o->happy_eyeballs_delay ? o->happy_eyeballs_delay
-                                            : HE_DELAY_DEFAULT;
+    int64_t delay =
+        o->happy_eyeballs_delay ? o->happy_eyeballs_delay : HE_DELAY_DEFAULT;
     rc = n ? race(v, n, delay, out) : CIO_ENODATA;
     cio__free(v);
     return rc;
@@ -168,8 +167,7 @@ int cio_connect_host(int *out, const char *host, int port,
     cio_connect_opts o = opts ? *opts : (cio_connect_opts){0};
     if (out == NULL || host == NULL || port < 0 || port > 65535 ||
         o.happy_eyeballs_delay < 0 || o.timeout < 0 ||
-        (o.family != AF_UNSPEC && o.family != AF_INET &&
-         o.family != AF_INET6))
+        (o.family != AF_UNSPEC && o.family != AF_INET && o.family != AF_INET6))
         return -EINVAL;
     cio_scope sc;
     int rc = cio_scope_enter(

@@ -194,7 +194,7 @@ typedef struct hosts {
 } hosts;
 
 typedef struct cache_ent {
-    struct cache_ent *hnext;      /* hash chain */
+    struct cache_ent *hnext;       /* hash chain */
     struct cache_ent *prev, *next; /* LRU list, most recent first */
     uint32_t hash;
     int family;
@@ -530,7 +530,8 @@ static void cache_put(struct cio__dns *d, const char *name, size_t len,
     }
     uint32_t h = name_hash(name, len, family);
     for (cache_ent *e = d->buckets[h & (d->nbuckets - 1)]; e; e = e->hnext)
-        if (e->hash == h && e->family == family && name_eq(name, len, e->name)) {
+        if (e->hash == h && e->family == family &&
+            name_eq(name, len, e->name)) {
             cache_remove(d, e);
             break;
         }
@@ -673,12 +674,11 @@ static void sock_ready(cio__fdw *w, unsigned events)
     dns_sync(d);
 }
 
-static void sock_state(void *data, ares_socket_t fd, int readable,
-                       int writable)
+static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
     struct cio__dns *d = data;
-    unsigned want = (readable ? CIO_READABLE : 0u) |
-                    (writable ? CIO_WRITABLE : 0u);
+    unsigned want =
+        (readable ? CIO_READABLE : 0u) | (writable ? CIO_WRITABLE : 0u);
     sockw *s = sock_find(d, fd);
     if (want == 0) {
         if (s)
@@ -736,16 +736,16 @@ static int s_connect(ares_socket_t fd, const struct sockaddr *a,
     return connect(fd, a, len);
 }
 
-static ares_ssize_t s_recvfrom(ares_socket_t fd, void *buf, size_t n,
-                               int flags, struct sockaddr *from,
-                               ares_socklen_t *fromlen, void *arg)
+static ares_ssize_t s_recvfrom(ares_socket_t fd, void *buf, size_t n, int flags,
+                               struct sockaddr *from, ares_socklen_t *fromlen,
+                               void *arg)
 {
     (void)arg;
     return recvfrom(fd, buf, n, flags, from, fromlen);
 }
 
-static ares_ssize_t s_sendv(ares_socket_t fd, const struct iovec *iov,
-                            int cnt, void *arg)
+static ares_ssize_t s_sendv(ares_socket_t fd, const struct iovec *iov, int cnt,
+                            void *arg)
 {
     (void)arg;
     struct msghdr m = {.msg_iov = (struct iovec *)iov,
@@ -867,8 +867,8 @@ static void gai_cb(void *arg, int status, int timeouts,
         dq_free(q);
 }
 
-static void query_cb(void *arg, int status, int timeouts,
-                     unsigned char *abuf, int alen)
+static void query_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+                     int alen)
 {
     (void)timeouts;
     dq *q = arg;
@@ -985,8 +985,8 @@ static int gai_convert(const struct ares_addrinfo *res, int port,
     return 0;
 }
 
-static int lookup(cio_task *t, struct cio__dns *d, const char *host,
-                  size_t len, int port, int family, cio_addrinfo **out)
+static int lookup(cio_task *t, struct cio__dns *d, const char *host, size_t len,
+                  int port, int family, cio_addrinfo **out)
 {
     gai_args a = {host, family};
     dq *q;
@@ -1072,8 +1072,10 @@ int cio_resolve_srv(const char *name, cio_dns_srv **out, size_t *count)
         for (struct ares_srv_reply *p = r; p; p = p->next, i++) {
             size_t k = strlen(p->host) + 1;
             memcpy(s, p->host, k);
-            v[i] = (cio_dns_srv){.target = s, .priority = p->priority,
-                                 .weight = p->weight, .port = p->port};
+            v[i] = (cio_dns_srv){.target = s,
+                                 .priority = p->priority,
+                                 .weight = p->weight,
+                                 .port = p->port};
             s += k;
         }
     }
@@ -1211,8 +1213,8 @@ static int gai_run(void *arg)
     return gai_err(getaddrinfo(j->host, NULL, &hints, &j->res));
 }
 
-static int lookup(cio_task *t, struct cio__dns *d, const char *host,
-                  size_t len, int port, int family, cio_addrinfo **out)
+static int lookup(cio_task *t, struct cio__dns *d, const char *host, size_t len,
+                  int port, int family, cio_addrinfo **out)
 {
     (void)t;
     (void)d;
