@@ -83,6 +83,10 @@ static const struct {
                  "0\r\n\r\n", 400},
     {"TE chunked in 1.0", "POST / HTTP/1.0\r\n" TE("chunked") "\r\n"
                           "0\r\n\r\n", 400},
+    {"upgrade not served", "GET / HTTP/1.1\r\n" H "Connection: Upgrade\r\n"
+                           "Upgrade: websocket\r\n\r\n", 200},
+    {"upgrade with body", "POST / HTTP/1.1\r\n" H "Connection: Upgrade\r\n"
+                          "Upgrade: x\r\n" CL(3) "\r\nabc", 200},
     {"CONNECT", "CONNECT x:443 HTTP/1.1\r\n" H "\r\n", 501},
     {"Expect unknown", "POST / HTTP/1.1\r\n" H CL(1)
                        "Expect: 200-ok\r\n\r\na", 417},

@@ -192,9 +192,10 @@ static int feed(hconn *c)
     if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
         used = (size_t)(llhttp_get_error_pos(&c->p) - (const char *)data);
         if (e == HPE_PAUSED_UPGRADE) {
-            /* Upgrades are not served: what follows is not HTTP. */
+            /* Upgrades are not served: the message is over and what
+             * follows is not HTTP. */
+            c->msg_done = c->upgraded = true;
             c->keep_alive = false;
-            c->upgraded = true;
         } else {
             llhttp_resume(&c->p);
         }
@@ -215,15 +216,17 @@ static int feed(hconn *c)
  * without body right after its head). */
 static void feed_empty(hconn *c)
 {
-    if (c->upgraded) {
-        c->msg_done = true;
+    if (c->upgraded)
         return;
-    }
     llhttp_errno_t e = llhttp_execute(&c->p, "", 0);
-    if (e == HPE_PAUSED)
+    if (e == HPE_PAUSED) {
         llhttp_resume(&c->p);
-    else if (e == HPE_PAUSED_UPGRADE)
-        c->msg_done = true;
+    } else if (e == HPE_PAUSED_UPGRADE) {
+        /* Upgrades are not served: answer this request, then close,
+         * since what follows is not HTTP. */
+        c->msg_done = c->upgraded = true;
+        c->keep_alive = false;
+    }
 }
 
 /* Run `op` on `c` under a scope that expires `timeout` ns from now;
@@ -478,7 +481,9 @@ static int one_request(hconn *c, cio_http_req *r, cio_http_writer *w)
     if (rc < 0)
         return rc;
     req_reset(r, c);
-    c->keep_alive = llhttp_should_keep_alive(&c->p) && !c->upgraded;
+    /* An upgrade request is answered as a plain one, then the
+     * connection closes: cio serves no other protocol on it. */
+    c->keep_alive = llhttp_should_keep_alive(&c->p) && !c->p.upgrade;
     int st = prepare(c, r);
     if (st != 0) {
         send_error(c, st);
