@@ -4,7 +4,7 @@
  * readuntil, peek, write, drain, flush, write_eof and close all work on it
  * as on a plain stream, carrying plaintext; the ciphertext goes through an
  * inner plain stream. Water marks and pending counts are in ciphertext
- * bytes of that inner stream.
+ * bytes of that inner stream; cio_stream_fd gives its socket.
  *
  * Handshakes run under the caller's deadlines: put a timeout scope around
  * cio_tls_connect, cio_tls_start or cio_tls_accept. A failed handshake

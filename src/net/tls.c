@@ -10,6 +10,7 @@
  *
  * The TLS stream itself is a cio_stream with a transport (see stream.c),
  * so the buffered reading calls work on plaintext unchanged. */
+#ifdef CIO_HAVE_OPENSSL /* else empty: builds without OpenSSL skip TLS */
 #include <arpa/inet.h>
 #include <limits.h>
 #include <sys/socket.h>
@@ -434,10 +435,12 @@ static ssize_t tls_recv(void *impl, void *buf, size_t n)
             return (ssize_t)got;
         if (e == SSL_ERROR_ZERO_RETURN)
             return 0; /* close_notify */
-        if (e != SSL_ERROR_WANT_READ)
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
             return c->err = ssl_fail(c, e);
         if (wr < 0)
             return c->err = conn_fail(c, wr, cio_strerror(wr));
+        if (e == SSL_ERROR_WANT_WRITE)
+            continue; /* the pair was full; pump emptied it */
         ssize_t k = feed(c);
         if (k == 0)
             return c->err =
@@ -777,3 +780,5 @@ const char *cio_tls_last_error(const cio_stream *s)
     const tls_conn *c = conn_of(s);
     return c ? c->reason : NULL;
 }
+
+#endif /* CIO_HAVE_OPENSSL */
