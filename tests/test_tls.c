@@ -709,45 +709,95 @@ static int free_port(void)
     return cio_addr_port(&b);
 }
 
-TEST_REALTIME(tls_against_openssl_s_server)
+/* Start `openssl s_server -rev` (each line sent back reversed) on a free
+ * port, with `extra` options (NULL-terminated, at most 4). */
+static int s_server(cio_process **out, int *port, const char *const *extra)
 {
-    int port = free_port();
-    ASSERT_TRUE(port > 0);
+    *port = free_port();
+    if (*port < 0)
+        return *port;
     char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
-    char *argv[] = {
-        "openssl", "s_server",     "-quiet", "-rev",  "-naccept",
-        "1",       "-accept",      ps,       "-cert", files.good_cert,
-        "-key",    files.good_key, NULL};
+    snprintf(ps, sizeof ps, "%d", *port);
+    char *argv[20] = {
+        "openssl", "s_server", "-quiet",        "-rev", "-accept",
+        ps,        "-cert",    files.good_cert, "-key", files.good_key};
+    size_t n = 10;
+    for (size_t i = 0; extra && extra[i] && i < 4; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
     cio_process_opts po = {.stdin_mode = CIO_PROC_DEVNULL,
                            .stdout_mode = CIO_PROC_DEVNULL,
                            .stderr_mode = CIO_PROC_DEVNULL};
+    return cio_process_spawn(out, "openssl", argv, &po);
+}
+
+/* Connect once s_server listens. */
+static int s_server_connect(cio_stream **s, cio_tls_ctx *cx, int port)
+{
+    for (int i = 0; i < 300; i++) {
+        int rc = cio_tls_connect(s, cx, "127.0.0.1", port, "localhost", NULL);
+        if (rc != -ECONNREFUSED)
+            return rc;
+        rc = cio_sleep(10 * CIO_MSEC);
+        if (rc < 0)
+            return rc;
+    }
+    return -ECONNREFUSED;
+}
+
+static int s_server_stop(cio_process *pr)
+{
+    cio_process_kill(pr, SIGTERM);
+    int st;
+    int rc = cio_process_wait(pr, &st);
+    cio_process_free(pr);
+    return rc;
+}
+
+TEST_REALTIME(tls_against_openssl_s_server)
+{
     cio_process *pr;
-    ASSERT_OK(cio_process_spawn(&pr, "openssl", argv, &po));
+    int port;
+    ASSERT_OK(s_server(&pr, &port, NULL));
     cio_tls_ctx *cx;
     ASSERT_OK(client_ctx(&cx));
-    cio_stream *s = NULL;
-    int rc = -1;
-    for (int i = 0; i < 200 && rc < 0; i++) {
-        rc = cio_tls_connect(&s, cx, "127.0.0.1", port, "localhost", NULL);
-        if (rc == -ECONNREFUSED)
-            ASSERT_OK(cio_sleep(10 * CIO_MSEC));
-        else
-            ASSERT_OK(rc);
-    }
-    ASSERT_OK(rc);
-    /* -rev sends each line back reversed. */
+    cio_stream *s;
+    ASSERT_OK(s_server_connect(&s, cx, port));
+    ASSERT_STR_EQ("TLSv1.3", cio_tls_version(s));
     ASSERT_OK(cio_stream_write(s, "hello openssl\n", 14));
     char buf[64];
     ssize_t n = cio_stream_readline(s, buf, sizeof buf);
     ASSERT_TRUE(n >= 13);
     ASSERT_TRUE(memcmp(buf, "lssnepo olleh", 13) == 0);
+    /* A palindrome reads the same reversed. */
+    ASSERT_OK(line_roundtrip(s, "aba\n"));
     ASSERT_OK(cio_stream_close(s));
-    cio_process_kill(pr, SIGTERM);
-    int st;
-    ASSERT_OK(cio_process_wait(pr, &st));
-    cio_process_free(pr);
+    ASSERT_OK(s_server_stop(pr));
     cio_tls_ctx_free(cx);
+    return 0;
+}
+
+TEST_REALTIME(tls_against_openssl_s_server_tls12)
+{
+    static const char *const v12[] = {"-tls1_2", NULL};
+    cio_process *pr;
+    int port;
+    ASSERT_OK(s_server(&pr, &port, v12));
+    cio_tls_ctx *cx;
+    ASSERT_OK(client_ctx(&cx));
+    cio_stream *s;
+    ASSERT_OK(s_server_connect(&s, cx, port));
+    ASSERT_STR_EQ("TLSv1.2", cio_tls_version(s));
+    ASSERT_OK(line_roundtrip(s, "level\n"));
+    ASSERT_OK(cio_stream_close(s));
+    cio_tls_ctx_free(cx);
+    /* A client that wants TLS 1.3 at least is refused. */
+    cio_tls_config c = {.ca_file = files.ca, .min_version = CIO_TLS_1_3};
+    ASSERT_OK(cio_tls_client_ctx_new(&cx, &c));
+    ASSERT_EQ(CIO_ETLS, s_server_connect(&s, cx, port));
+    ASSERT_TRUE(strstr(cio_tls_ctx_last_error(cx), "version") != NULL);
+    cio_tls_ctx_free(cx);
+    ASSERT_OK(s_server_stop(pr));
     return 0;
 }
 
