@@ -21,10 +21,10 @@
 #include "internal.h"
 #include "db/resp.h"
 
-#define CHECK(c)                                                            \
-    do {                                                                    \
-        if (!(c))                                                           \
-            __builtin_trap();                                               \
+#define CHECK(c)                                                               \
+    do {                                                                       \
+        if (!(c))                                                              \
+            __builtin_trap();                                                  \
     } while (0)
 
 #define MAX_REPLIES 64
@@ -132,8 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    cio_redis_limits small = {.max_bulk = 64, .max_elements = 8,
-                              .max_depth = 4, .max_line = 32};
+    cio_redis_limits small = {
+        .max_bulk = 64, .max_elements = 8, .max_depth = 4, .max_line = 32};
     cio_redis_limits def = {0};
     const cio_redis_limits *lim = (data[0] & 1) ? &small : &def;
     uint32_t seed = data[1] | 1u;

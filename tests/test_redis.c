@@ -603,10 +603,18 @@ static int start_server(cio_process **p, const char *bin, int port)
 {
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
-    char *argv[] = {(char *)"redis-server", (char *)"--port", ps,
-                    (char *)"--bind", (char *)"127.0.0.1", (char *)"--save",
-                    (char *)"", (char *)"--appendonly", (char *)"no",
-                    (char *)"--dir", (char *)"/tmp", NULL};
+    char *argv[] = {(char *)"redis-server",
+                    (char *)"--port",
+                    ps,
+                    (char *)"--bind",
+                    (char *)"127.0.0.1",
+                    (char *)"--save",
+                    (char *)"",
+                    (char *)"--appendonly",
+                    (char *)"no",
+                    (char *)"--dir",
+                    (char *)"/tmp",
+                    NULL};
     cio_process_opts o = {.stdin_mode = CIO_PROC_DEVNULL,
                           .stdout_mode = CIO_PROC_DEVNULL,
                           .stderr_mode = CIO_PROC_DEVNULL};

@@ -11,10 +11,10 @@
 static void dump_to(const cio_redis_reply *r, char *out, size_t size,
                     size_t *pos)
 {
-#define PUT(...)                                                           \
-    do {                                                                   \
-        int k_ = snprintf(out + *pos, size - *pos, __VA_ARGS__);           \
-        *pos += (k_ > 0 && (size_t)k_ < size - *pos) ? (size_t)k_ : 0;     \
+#define PUT(...)                                                               \
+    do {                                                                       \
+        int k_ = snprintf(out + *pos, size - *pos, __VA_ARGS__);               \
+        *pos += (k_ > 0 && (size_t)k_ < size - *pos) ? (size_t)k_ : 0;         \
     } while (0)
     const char *open = NULL;
     switch (r->type) {
@@ -144,7 +144,7 @@ static int check_all_splits(const char *in, size_t len, const char *want)
     return 0;
 }
 
-#define CHECK(in, want)                                                    \
+#define CHECK(in, want)                                                        \
     ASSERT_OK(check_all_splits((in), sizeof(in) - 1, (want)))
 
 TEST(resp_resp2_types_at_every_split)
@@ -186,8 +186,7 @@ TEST(resp_resp3_types_at_every_split)
     CHECK(">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
           ">[$7:message,$2:ch,$2:hi]");
     /* Attributes are parsed and dropped, also inside aggregates. */
-    CHECK("|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n:7\r\n",
-          ":7");
+    CHECK("|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n:7\r\n", ":7");
     CHECK("*2\r\n|1\r\n+k\r\n+v\r\n:1\r\n:2\r\n", "[:1,:2]");
     CHECK("|0\r\n+x\r\n", "+x");
     return 0;
@@ -216,8 +215,8 @@ TEST(resp_pipelined_replies_one_at_a_time)
     for (int i = 0; i < 4; i++) {
         cio_redis_reply *r;
         size_t used;
-        ASSERT_EQ(1, cio__resp_parse(&p, in + pos, sizeof in - 1 - pos, &used,
-                                     &r));
+        ASSERT_EQ(
+            1, cio__resp_parse(&p, in + pos, sizeof in - 1 - pos, &used, &r));
         ASSERT_STR_EQ(want[i], dump(r));
         cio_redis_reply_free(r);
         pos += used;
@@ -270,8 +269,7 @@ static int expect_bad(const char *in, size_t len, const cio_redis_limits *lim)
     size_t left, cuts[] = {len};
     int rc = feed_cuts(in, len, cuts, 1, &r, &left, lim);
     if (rc != CIO_EBADRESP)
-        TEST_FAIL_("\"%.*s\": expected CIO_EBADRESP, got %d", (int)len, in,
-                   rc);
+        TEST_FAIL_("\"%.*s\": expected CIO_EBADRESP, got %d", (int)len, in, rc);
     return 0;
 }
 
@@ -315,16 +313,16 @@ TEST(resp_malformed_input_is_ebadresp)
 
 TEST(resp_limits)
 {
-    cio_redis_limits lim = {.max_bulk = 10, .max_elements = 4,
-                            .max_depth = 3, .max_line = 16};
+    cio_redis_limits lim = {
+        .max_bulk = 10, .max_elements = 4, .max_depth = 3, .max_line = 16};
     cio_redis_reply *r;
     size_t left, cuts[1];
-#define OK_LIM(in)                                                          \
-    do {                                                                    \
-        cuts[0] = sizeof(in) - 1;                                           \
-        ASSERT_EQ(1, feed_cuts((in), sizeof(in) - 1, cuts, 1, &r, &left,   \
-                               &lim));                                      \
-        cio_redis_reply_free(r);                                            \
+#define OK_LIM(in)                                                             \
+    do {                                                                       \
+        cuts[0] = sizeof(in) - 1;                                              \
+        ASSERT_EQ(1,                                                           \
+                  feed_cuts((in), sizeof(in) - 1, cuts, 1, &r, &left, &lim));  \
+        cio_redis_reply_free(r);                                               \
     } while (0)
     OK_LIM("$10\r\n0123456789\r\n");
     ASSERT_OK(expect_bad("$11\r\n", 5, &lim));

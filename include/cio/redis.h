@@ -62,12 +62,12 @@ enum cio_redis_type {
  * replies; a MAP counts keys and values, so it has len / 2 pairs. RESP3
  * attributes (|) are parsed, checked against the limits and dropped. */
 typedef struct cio_redis_reply {
-    int type;                      /* enum cio_redis_type */
+    int type; /* enum cio_redis_type */
     size_t len;
     char *str;
     long long integer;
     double dval;
-    char vtype[4];                 /* VERB: 3 letters and a NUL */
+    char vtype[4]; /* VERB: 3 letters and a NUL */
     struct cio_redis_reply **elem;
 } cio_redis_reply;
 
@@ -101,7 +101,7 @@ typedef struct cio_redis_config {
      * NULL: no AUTH. */
     const char *username;
     const char *password;
-    int db;                /* SELECT db when > 0 */
+    int db; /* SELECT db when > 0 */
     /* 2 or 3. 3 sends HELLO 3 (with AUTH in it when a password is set)
      * and fails with CIO_ESERVER on a server without RESP3. 0: 2. */
     int protocol;
@@ -174,8 +174,8 @@ int cio_redis_command(cio_redis *c, cio_redis_reply **reply, int argc,
  * cio_redis_cmd(c, &r, "SET", "key", "value", NULL). At most 64
  * arguments (-E2BIG beyond). `reply` may be NULL to drop the reply (the
  * result code still tells an error). Errors as cio_redis_command. */
-int cio_redis_cmd(cio_redis *c, cio_redis_reply **reply, const char *cmd,
-                  ...) __attribute__((sentinel));
+int cio_redis_cmd(cio_redis *c, cio_redis_reply **reply, const char *cmd, ...)
+    __attribute__((sentinel));
 
 /* One command of a pipeline or transaction. */
 typedef struct cio_redis_argv {

@@ -24,8 +24,8 @@
 
 typedef struct req {
     struct req *next;
-    cio_event ev;     /* set when done, or when it is this owner's turn */
-    bool waiting;     /* an owner waits for it; false: abandoned */
+    cio_event ev; /* set when done, or when it is this owner's turn */
+    bool waiting; /* an owner waits for it; false: abandoned */
     bool done;
     int err;
     size_t n, got;
@@ -41,19 +41,19 @@ typedef struct name_list {
 struct cio_redis {
     cio_redis_config cfg; /* strings point to copies below */
     char *host, *unix_path, *user, *pass;
-    cio_stream *s;        /* NULL while down */
-    int err;              /* why it went down */
+    cio_stream *s; /* NULL while down */
+    int err;       /* why it went down */
     cio__resp_parser parser;
     req *head, *tail;
-    size_t owed;          /* replies owed by the server */
-    bool reading;         /* a task is the reader */
-    int64_t last_io;      /* when the FIFO last went empty */
+    size_t owed;     /* replies owed by the server */
+    bool reading;    /* a task is the reader */
+    int64_t last_io; /* when the FIFO last went empty */
     cio_mutex connect_lock;
     char *wbuf;
     size_t wlen, wcap;
     /* pub/sub */
     bool sub_mode;
-    bool sub_busy;        /* a task is in a subscription call */
+    bool sub_busy; /* a task is in a subscription call */
     name_list chans, pats;
     cio_redis_message **mq; /* messages that arrived during (un)subscribe */
     size_t mq_off, mq_n, mq_cap;
@@ -322,8 +322,7 @@ static int await_req(cio_redis *c, req *r)
 static int encode(cio_redis *c, int argc, const char *const *argv,
                   const size_t *argvlen)
 {
-    return cio__resp_encode(&c->wbuf, &c->wlen, &c->wcap, argc, argv,
-                            argvlen);
+    return cio__resp_encode(&c->wbuf, &c->wlen, &c->wcap, argc, argv, argvlen);
 }
 
 static void scratch_done(cio_redis *c)
@@ -449,8 +448,8 @@ static int connect_timed(cio_redis *c)
     cio_scope sc;
     bool timed = c->cfg.connect_timeout > 0;
     if (timed) {
-        int rc = cio_scope_enter(&sc, cio_deadline_after(c->cfg.connect_timeout),
-                                 0);
+        int rc =
+            cio_scope_enter(&sc, cio_deadline_after(c->cfg.connect_timeout), 0);
         if (rc < 0)
             return rc;
     }
@@ -628,8 +627,8 @@ static int run_timed(cio_redis *c, const cio_redis_argv *pre, size_t n,
     cio_scope sc;
     bool timed = c->cfg.command_timeout > 0;
     if (timed) {
-        int rc = cio_scope_enter(
-            &sc, cio_deadline_after(c->cfg.command_timeout), 0);
+        int rc =
+            cio_scope_enter(&sc, cio_deadline_after(c->cfg.command_timeout), 0);
         if (rc < 0)
             return rc;
     }
@@ -657,8 +656,7 @@ int cio_redis_command(cio_redis *c, cio_redis_reply **reply, int argc,
     return rep->type == CIO_REDIS_ERROR ? CIO_ESERVER : 0;
 }
 
-int cio_redis_cmd(cio_redis *c, cio_redis_reply **reply, const char *cmd,
-                  ...)
+int cio_redis_cmd(cio_redis *c, cio_redis_reply **reply, const char *cmd, ...)
 {
     const char *argv[MAX_CMD_ARGS];
     int argc = 0;
@@ -785,8 +783,7 @@ static int classify(const cio_redis_reply *r, long long *count)
         return 2;
     }
     size_t want = strcmp(k, "pmessage") == 0 ? 4 : 3;
-    if (strcmp(k, "message") != 0 && strcmp(k, "smessage") != 0 &&
-        want != 4)
+    if (strcmp(k, "message") != 0 && strcmp(k, "smessage") != 0 && want != 4)
         return 0;
     if (r->len != want)
         return 0;
@@ -882,6 +879,8 @@ static int sub_read(cio_redis *c, size_t *confirms, cio_redis_message **msg)
             c->sub_mode = false;
         if (kind == 2 && confirms != NULL && --*confirms == 0)
             return 0;
+        if (!c->sub_mode && confirms == NULL)
+            return -ENOTCONN; /* the last subscription ended */
     }
 }
 

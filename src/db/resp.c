@@ -37,8 +37,8 @@ void cio_redis_reply_free(cio_redis_reply *r)
 const char *cio_redis_type_name(int type)
 {
     static const char *const names[] = {
-        "unknown", "string", "array", "integer", "nil",    "status", "error",
-        "double",  "bool",   "map",   "set",     "push",   "bignum", "verb",
+        "unknown", "string", "array", "integer", "nil",  "status", "error",
+        "double",  "bool",   "map",   "set",     "push", "bignum", "verb",
     };
     if (type < 0 || (size_t)type >= sizeof names / sizeof names[0])
         return "unknown";
@@ -116,8 +116,8 @@ static int parse_ll(const char *s, size_t n, long long *out)
     if (i == n)
         return CIO_EBADRESP;
     unsigned long long v = 0;
-    unsigned long long lim = neg ? (unsigned long long)LLONG_MAX + 1
-                                 : (unsigned long long)LLONG_MAX;
+    unsigned long long lim =
+        neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
     for (; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
             return CIO_EBADRESP;
@@ -127,8 +127,8 @@ static int parse_ll(const char *s, size_t n, long long *out)
         v = v * 10 + d;
     }
     if (neg)
-        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
-                                                      : -(long long)v;
+        *out =
+            v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
     else
         *out = (long long)v;
     return 0;
@@ -283,7 +283,7 @@ static int start_bulk(cio__resp_parser *p, char c, const char *s, size_t n,
     }
     if (c == '=' && v < 4)
         return CIO_EBADRESP; /* "txt:" at least */
-    int type = c == '$' ? CIO_REDIS_STRING
+    int type = c == '$'   ? CIO_REDIS_STRING
                : c == '!' ? CIO_REDIS_ERROR
                           : CIO_REDIS_VERB;
     cio_redis_reply *r = reply_new(type);

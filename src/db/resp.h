@@ -24,13 +24,13 @@ typedef struct cio__resp_frame {
 } cio__resp_frame;
 
 typedef struct cio__resp_parser {
-    cio_redis_limits lim;    /* with the defaults filled in */
-    size_t depth;            /* open frames */
+    cio_redis_limits lim; /* with the defaults filled in */
+    size_t depth;         /* open frames */
     cio__resp_frame stack[CIO__RESP_DEPTH_CEIL];
-    cio_redis_reply *bulk;   /* a string whose bytes are arriving */
-    size_t bulk_want;        /* its declared length */
-    size_t bulk_have;        /* bytes of it (then of its CRLF) seen */
-    size_t bulk_cap;         /* bytes allocated for bulk->str */
+    cio_redis_reply *bulk; /* a string whose bytes are arriving */
+    size_t bulk_want;      /* its declared length */
+    size_t bulk_have;      /* bytes of it (then of its CRLF) seen */
+    size_t bulk_cap;       /* bytes allocated for bulk->str */
 } cio__resp_parser;
 
 /* Set up `p` with `lim` (NULL or zero fields: the defaults). */
