@@ -22,6 +22,8 @@
 
 #define FLUSH_EVERY ((size_t)64 * 1024) /* COPY FROM: bound libpq's buffer */
 #define SMALL_PARAMS 16
+/* drain(): repeat an unanswered cancel request after this, doubling. */
+#define CANCEL_RESEND (200 * CIO_MSEC)
 
 /* Where the protocol is between calls. */
 enum { ST_IDLE, ST_COPY_IN, ST_COPY_OUT };
@@ -238,20 +240,32 @@ static int discard_copy_out(cio_pg *c)
 static int drain(cio_pg *c)
 {
     bool cancelled = false, have_err = false;
+    int64_t resend = 0, gap = CANCEL_RESEND;
     for (;;) {
         int rc = flush_out(c);
         if (rc < 0)
             return rc;
         if (PQisBusy(c->pq)) {
-            if (!cancelled) {
+            /* A cancel that reaches the backend before it has read the
+             * query is ignored (it only cancels a running statement):
+             * send it again while the result does not come. Only this
+             * query is in flight, so a repeat cannot hit another. */
+            if (cio_now() >= resend) {
                 cancelled = true;
                 rc = send_cancel(c);
                 if (rc < 0)
                     return rc;
+                resend = cio_now() + gap;
+                gap *= 2;
             }
-            rc = await_result(c);
+            rc = wait_fd(c, CIO_READABLE, resend);
+            if (rc == -ETIMEDOUT)
+                continue;
+            if (rc >= 0)
+                rc = consume(c);
             if (rc < 0)
                 return rc;
+            continue;
         }
         PGresult *r = PQgetResult(c->pq);
         if (r == NULL) {
