@@ -285,8 +285,9 @@ TEST_REALTIME(http_expect_100_continue)
     ASSERT_EQ(25, n);
     ASSERT_TRUE(memcmp(line, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
     ASSERT_OK(cio_stream_write(s, "hello", 5));
-    n = cio_stream_readuntil(s, line, sizeof line, "\r\n\r\n", 4, NULL);
+    n = cio_stream_readuntil(s, line, sizeof line - 1, "\r\n\r\n", 4, NULL);
     ASSERT_TRUE(n > 0);
+    line[n] = '\0';
     ASSERT_EQ(200, hu_status(line));
     n = cio_stream_readuntil(s, line, sizeof line, "0\r\n\r\n", 5, NULL);
     ASSERT_TRUE(n > 0);
@@ -593,8 +594,9 @@ TEST_REALTIME(http_slowloris_trickle_still_408)
     cio_task *t;
     ASSERT_OK(cio_spawn(&t, trickle, s));
     char buf[512];
-    ssize_t n = cio_stream_readuntil(s, buf, sizeof buf, "\r\n", 2, NULL);
+    ssize_t n = cio_stream_readuntil(s, buf, sizeof buf - 1, "\r\n", 2, NULL);
     ASSERT_TRUE(n > 0);
+    buf[n] = '\0';
     ASSERT_EQ(408, hu_status(buf));
     cio_task_cancel(t);
     cio_task_join(t);

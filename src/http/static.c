@@ -63,6 +63,42 @@ static int check_path(const char *path)
     return 0;
 }
 
+/* Without openat2 (before Linux 5.6, or under valgrind): walk the path
+ * one component at a time with O_NOFOLLOW, so no symbolic link is
+ * followed at all, inside the root or not. */
+static int open_walk(int dirfd, const char *rel)
+{
+    int cur = dirfd;
+    char seg[256];
+    int fd = -ENOENT;
+    for (const char *p = rel;;) {
+        size_t n = strcspn(p, "/");
+        if (n >= sizeof seg) {
+            fd = -ENAMETOOLONG;
+            break;
+        }
+        memcpy(seg, p, n);
+        seg[n] = '\0';
+        p += n;
+        while (*p == '/')
+            p++;
+        bool last = *p == '\0';
+        /* "a.txt/" names a directory, as openat2 takes it. */
+        bool dir = !last || (p > rel && p[-1] == '/');
+        fd = openat(cur, n ? seg : ".",
+                    O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+                        (dir ? O_DIRECTORY : 0));
+        if (fd < 0)
+            fd = errno == ELOOP ? -EXDEV : -errno;
+        if (cur != dirfd)
+            close(cur);
+        if (fd < 0 || last)
+            break;
+        cur = fd;
+    }
+    return fd;
+}
+
 static int open_beneath(int dirfd, const char *rel)
 {
     struct open_how how = {
@@ -71,6 +107,8 @@ static int open_beneath(int dirfd, const char *rel)
     };
     long fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how,
                       sizeof how);
+    if (fd < 0 && errno == ENOSYS)
+        return open_walk(dirfd, rel);
     return fd < 0 ? -errno : (int)fd;
 }
 
