@@ -13,13 +13,14 @@
 #define CIO_TEST_DNS_SERVER_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+#include <cio.h>
 #include <cio/dns.h>
-
-#include "test.h"
 
 enum {
     RR_A = 1,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "dns_server.h"
+#include "test.h"
 
 /* A listener on [::1]:port (port 0: any) with a full accept queue. The
  * connections that fill it go in fill[]; returns how many, or an error. */

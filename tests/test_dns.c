@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dns_server.h"
+#include "test.h"
 #include "internal.h"
 
 static const dns_rr zone[] = {
@@ -512,6 +513,9 @@ TEST(dns_hosts_file_answers_without_network)
     close(fd);
     struct timespec ts[2] = {{0, UTIME_NOW}, {1, 0}}; /* a new mtime */
     ASSERT_OK(utimensat(AT_FDCWD, path, ts, 0));
+    /* The file is looked at once a second at most. */
+    ASSERT_OK(expect("myhost.test", AF_UNSPEC, "10.1.2.3", 2));
+    ASSERT_OK(cio_sleep(CIO_SEC));
     ASSERT_OK(expect("myhost.test", AF_UNSPEC, "10.4.4.4", 1));
     /* Gone from the file: asked from DNS (alias.test is a CNAME there). */
     if (HAVE_CARES()) {

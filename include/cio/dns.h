@@ -49,7 +49,8 @@ typedef struct cio_dns_config {
     /* Attempts per server; 0: resolv.conf's "options attempts", else 3
      * (c-ares' default). */
     int tries;
-    /* The hosts file; NULL: /etc/hosts; "": none. */
+    /* The hosts file; NULL: /etc/hosts; "": none. It is read again when
+     * it changes, which is looked at once a second at most. */
     const char *hosts_file;
     /* true: names are asked as given, without resolv.conf's search
      * domains. */

@@ -27,6 +27,7 @@
 
 #define HOSTS_DEFAULT "/etc/hosts"
 #define HOSTS_MAX_BYTES (4u << 20)
+#define HOSTS_CHECK_INTERVAL CIO_SEC
 #define CACHE_DEFAULT 256
 #define NAME_MAX_LEN 253
 
@@ -184,6 +185,7 @@ typedef struct host_ent {
 
 typedef struct hosts {
     bool loaded;
+    int64_t checked; /* loop time of the last stat(2) */
     dev_t dev;
     ino_t ino;
     off_t size;
@@ -356,26 +358,37 @@ static int hosts_parse(hosts *h)
     return 0;
 }
 
-/* Make sure the parsed hosts file is current: re-read it when it changed
- * (a stat(2) per lookup, as the system's resolver does). */
+/* Make sure the parsed hosts file is current: re-read it when it changed,
+ * looking (one stat(2)) at most once a second, as nscd does; glibc without
+ * nscd reads the file at every lookup. */
 static int hosts_load(struct cio__dns *d)
 {
     hosts *h = &d->hosts;
+    int64_t now = d->loop->now;
+    if (h->loaded && now - h->checked < HOSTS_CHECK_INTERVAL)
+        return 0;
     struct stat st;
     if (d->hosts_file[0] == '\0' || stat(d->hosts_file, &st) != 0) {
-        hosts_free(h);
+        hosts_free(h); /* none: an empty table, until it appears */
+        h->loaded = true;
+        h->checked = now;
         return 0;
     }
     if (h->loaded && h->dev == st.st_dev && h->ino == st.st_ino &&
         h->size == st.st_size && h->mtime.tv_sec == st.st_mtim.tv_sec &&
-        h->mtime.tv_nsec == st.st_mtim.tv_nsec)
+        h->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+        h->checked = now;
         return 0;
+    }
     hosts_free(h);
-    if (st.st_size > HOSTS_MAX_BYTES)
+    int fd = st.st_size > HOSTS_MAX_BYTES
+                 ? -1
+                 : open(d->hosts_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { /* unreadable or absurd: ignored, like a missing one */
+        h->loaded = true;
+        h->checked = now;
         return 0;
-    int fd = open(d->hosts_file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
+    }
     char *text = cio__malloc((size_t)st.st_size + 1);
     size_t got = 0;
     while (text && got < (size_t)st.st_size) {
@@ -395,6 +408,7 @@ static int hosts_load(struct cio__dns *d)
         return rc;
     }
     h->loaded = true;
+    h->checked = now;
     h->dev = st.st_dev;
     h->ino = st.st_ino;
     h->size = st.st_size;
@@ -939,8 +953,12 @@ typedef struct gai_args {
 static void gai_start(struct cio__dns *d, dq *q, void *arg)
 {
     gai_args *a = arg;
-    struct ares_addrinfo_hints hints = {.ai_family = a->family,
-                                        .ai_socktype = SOCK_STREAM};
+    /* RFC 6724 sorting matters between families; within one it would
+     * cost a socket, connect and getsockname per address. */
+    struct ares_addrinfo_hints hints = {
+        .ai_family = a->family,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = a->family == AF_UNSPEC ? 0 : ARES_AI_NOSORT};
     ares_getaddrinfo(d->chan, a->host, NULL, &hints, gai_cb, q);
 }
 
@@ -1295,12 +1313,12 @@ int cio_resolve(const char *host, int port, int family, cio_addrinfo **out)
     struct cio__dns *d = dns_get(t->loop);
     if (d == NULL)
         return -ENOMEM;
+    cio__loop_update_now(t->loop);
     rc = hosts_find(d, host, (size_t)len, port, family, out);
     if (rc != 0)
         return rc < 0 ? rc : 0;
     if (is_localhost(host, (size_t)len))
         return loopback(port, family, out);
-    cio__loop_update_now(t->loop);
     rc = cache_find(d, host, (size_t)len, port, family, out);
     if (rc != 0)
         return rc < 0 ? rc : 0;
