@@ -63,10 +63,13 @@ typedef struct cio_dns_config {
 } cio_dns_config;
 
 /* Replace the running loop's resolver settings with `cfg` (copied; NULL
- * restores the defaults) and empty the cache. The resolver itself is made
- * at the next lookup. 0; -EBUSY while lookups are in flight on this loop
- * (nothing changes); -EINVAL for a negative timeout or tries;
- * CIO_ENOTASK outside a loop. Does not suspend. */
+ * restores the defaults), make its resolver anew (reading
+ * /etc/resolv.conf again) and empty the cache. 0; -EBUSY while lookups
+ * are in flight on this loop (nothing changes); -EINVAL for a negative
+ * timeout or tries (nothing changes) or a server list that cannot be
+ * parsed (the defaults apply then); -ENOMEM; CIO_ENOTASK outside a loop.
+ * A bad CIO_DNS_SERVERS makes every DNS lookup fail with -EINVAL. Does
+ * not suspend. */
 int cio_dns_configure(const cio_dns_config *cfg);
 
 /* Forget every cached answer of the running loop. Does not suspend. */
