@@ -71,15 +71,24 @@ TEST_REALTIME(pg_connect_host_name_resolved_off_loop)
     const char *ci = CONNINFO();
     const char *port = strstr(ci, "port=");
     ASSERT_TRUE(port != NULL);
+    int pn = atoi(port + 5);
     char buf[256];
-    snprintf(buf, sizeof buf, "host=localhost %s", port);
+    /* Every address of the name is tried (::1, then 127.0.0.1). */
+    snprintf(buf, sizeof buf, "host=localhost port=%d user=postgres", pn);
     cio_pg *c;
-    int rc = cio_pg_connect(&c, buf);
-    if (rc == -ECONNREFUSED) /* localhost resolved to ::1 first */
-        return 0;
-    ASSERT_OK(rc);
+    ASSERT_OK(cio_pg_connect(&c, buf));
     ASSERT_EQ(1, scalar(c, "SELECT 1"));
     cio_pg_close(c);
+    /* A host list with a port each: the first refuses, the next works. */
+    snprintf(buf, sizeof buf,
+             "host=127.0.0.1,localhost port=%d,%d user=postgres", closed_port(),
+             pn);
+    ASSERT_OK(cio_pg_connect(&c, buf));
+    ASSERT_EQ(2, scalar(c, "SELECT 2"));
+    cio_pg_close(c);
+    snprintf(buf, sizeof buf, "host=localhost,localhost port=1,2,3");
+    ASSERT_EQ(-EINVAL, cio_pg_connect(&c, buf));
+    ASSERT_EQ(-EINVAL, cio_pg_connect(&c, "hostaddr=not.an.ip port=1"));
     return 0;
 }
 
@@ -591,6 +600,12 @@ TEST_REALTIME(pg_pipeline_batch)
     ASSERT_TRUE(bad[1].result == NULL && bad[2].result == NULL);
     ASSERT_STR_EQ("23505", cio_pg_error_sqlstate(c));
     cio_pg_result_free(bad[0].result);
+    ASSERT_EQ(3, scalar(c, "SELECT sum(k) FROM t"));
+    /* A bad parameter anywhere: nothing is sent. */
+    cio_pg_param badp = p[2];
+    badp.format = 7;
+    bad[1].params = &badp;
+    ASSERT_EQ(-EINVAL, cio_pg_batch(c, bad, 3));
     ASSERT_EQ(3, scalar(c, "SELECT sum(k) FROM t"));
     /* A big batch: 2000 statements in one round trip. */
     enum { N = 2000 };

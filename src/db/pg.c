@@ -22,6 +22,7 @@
 
 #define FLUSH_EVERY ((size_t)64 * 1024) /* COPY FROM: bound libpq's buffer */
 #define SMALL_PARAMS 16
+#define MAX_PARAMS 65535 /* the protocol's limit */
 /* drain(): repeat an unanswered cancel request after this, doubling. */
 #define CANCEL_RESEND (200 * CIO_MSEC)
 
@@ -241,6 +242,13 @@ static int drain(cio_pg *c)
 {
     bool cancelled = false, have_err = false;
     int64_t resend = 0, gap = CANCEL_RESEND;
+    /* A pipeline cut short before its Sync: the server sends nothing
+     * until it sees one. */
+    if (PQpipelineStatus(c->pq) != PQ_PIPELINE_OFF && c->syncs == 0) {
+        if (!PQpipelineSync(c->pq))
+            return err_conn(c);
+        c->syncs++;
+    }
     for (;;) {
         int rc = flush_out(c);
         if (rc < 0)
@@ -503,10 +511,12 @@ static bool is_literal_host(const char *h, size_t n)
     return inet_pton(AF_INET, buf, a) == 1 || inet_pton(AF_INET6, buf, a) == 1;
 }
 
+#define MAX_ADDRS 8
+
 typedef struct resolve_job {
     char name[256];
-    char addr[INET6_ADDRSTRLEN];
-    int rc;
+    char addr[MAX_ADDRS][INET6_ADDRSTRLEN];
+    int n;
 } resolve_job;
 
 static int resolve_fn(void *arg)
@@ -514,78 +524,114 @@ static int resolve_fn(void *arg)
     resolve_job *j = arg;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     int e = getaddrinfo(j->name, NULL, &hints, &ai);
-    if (e == 0) {
-        const void *p =
-            ai->ai_family == AF_INET6
-                ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-        inet_ntop(ai->ai_family, p, j->addr, sizeof j->addr);
-        freeaddrinfo(ai);
-        return 0;
-    }
     if (e == EAI_NONAME || e == EAI_NODATA)
         return CIO_ENOTFOUND;
     if (e == EAI_MEMORY)
         return -ENOMEM;
-    return CIO_EDNS;
+    if (e != 0)
+        return CIO_EDNS;
+    for (struct addrinfo *i = ai; i && j->n < MAX_ADDRS; i = i->ai_next) {
+        const void *p;
+        if (i->ai_family == AF_INET6)
+            p = &((struct sockaddr_in6 *)(void *)i->ai_addr)->sin6_addr;
+        else if (i->ai_family == AF_INET)
+            p = &((struct sockaddr_in *)(void *)i->ai_addr)->sin_addr;
+        else
+            continue;
+        inet_ntop(i->ai_family, p, j->addr[j->n++], INET6_ADDRSTRLEN);
+    }
+    freeaddrinfo(ai);
+    return j->n > 0 ? 0 : CIO_ENODATA;
 }
 
-/* Build the hostaddr list for the host list `hosts` (comma-separated),
- * resolving names on the executor's DNS threads. `*out` NULL: nothing to
- * resolve. */
-static int resolve_hosts(const char *hosts, char **out)
+/* A comma-separated list being built. */
+typedef struct list {
+    char *s;
+    size_t len;
+    int n;
+} list;
+
+static int list_add(list *l, const char *v, size_t n)
 {
-    *out = NULL;
+    char *s = cio__realloc(l->s, l->len + n + 2);
+    if (s == NULL)
+        return -ENOMEM;
+    if (l->n > 0)
+        s[l->len++] = ',';
+    memcpy(s + l->len, v, n);
+    l->len += n;
+    s[l->len] = '\0';
+    l->s = s;
+    l->n++;
+    return 0;
+}
+
+static int list_count(const char *s)
+{
+    int n = 1;
+    for (; *s; s++)
+        n += *s == ',';
+    return n;
+}
+
+/* Item `i` of the comma-separated `s`: its start in `*at`, its length. */
+static size_t list_item(const char *s, int i, const char **at)
+{
+    for (; i > 0; i--)
+        s += strcspn(s, ",") + 1;
+    *at = s;
+    return strcspn(s, ",");
+}
+
+/* libpq would resolve a host name itself, blocking the loop. Resolve the
+ * names on the executor's DNS threads instead and give libpq every
+ * address as a `hostaddr` entry, with the name repeated in `host` (for
+ * authentication and TLS) and the port repeated when there is a list of
+ * them: libpq then tries the addresses in turn, as it would have. `h`
+ * stays empty when no entry is a name. */
+static int expand_hosts(const char *hosts, const char *ports, list *h, list *a,
+                        list *p)
+{
+    int nh = list_count(hosts), np = ports ? list_count(ports) : 0;
     bool any = false;
-    for (const char *p = hosts;;) {
-        size_t n = strcspn(p, ",");
-        any |= !is_literal_host(p, n);
-        if (p[n] == '\0')
-            break;
-        p += n + 1;
+    for (int i = 0; i < nh; i++) {
+        const char *at;
+        size_t n = list_item(hosts, i, &at);
+        any |= !is_literal_host(at, n);
     }
     if (!any)
         return 0;
-    size_t cap = 1, len = 0;
-    char *list = cio__calloc(1, cap);
-    if (list == NULL)
-        return -ENOMEM;
+    if (np > 1 && np != nh)
+        return -EINVAL; /* libpq's rule: one port, or one per host */
     int rc = 0;
-    for (const char *p = hosts; rc == 0;) {
-        size_t n = strcspn(p, ",");
-        resolve_job j = {.rc = 0};
+    for (int i = 0; rc == 0 && i < nh; i++) {
+        const char *at, *pat = NULL;
+        size_t n = list_item(hosts, i, &at), pn = 0;
+        if (np > 1)
+            pn = list_item(ports, i, &pat);
+        resolve_job j = {.n = 0};
+        bool name = !is_literal_host(at, n);
         if (n >= sizeof j.name)
-            rc = -EINVAL;
-        else if (n > 0 && p[0] != '/' && p[0] != '@') {
-            memcpy(j.name, p, n);
-            if (is_literal_host(p, n))
-                memcpy(j.addr, p, n);
-            else
-                rc = cio_to_thread_pool(cio_pool_builtin(CIO_POOL_DNS),
-                                        resolve_fn, &j);
+            return -EINVAL;
+        memcpy(j.name, at, n);
+        if (name)
+            rc = cio_to_thread_pool(cio_pool_builtin(CIO_POOL_DNS), resolve_fn,
+                                    &j);
+        else if (n > 0 && at[0] != '/' && at[0] != '@')
+            memcpy(j.addr[j.n++], at, n);
+        else
+            j.n = 1; /* a socket directory: empty hostaddr */
+        for (int k = 0; rc == 0 && k < j.n; k++) {
+            rc = list_add(h, at, n);
+            if (rc == 0)
+                rc = list_add(a, j.addr[k], strlen(j.addr[k]));
+            if (rc == 0 && np > 1)
+                rc = list_add(p, pat, pn);
         }
-        size_t add = strlen(j.addr) + 1;
-        char *grown = rc == 0 ? cio__realloc(list, cap + add) : NULL;
-        if (rc == 0 && grown == NULL)
-            rc = -ENOMEM;
-        if (rc < 0)
-            break;
-        list = grown;
-        cap += add;
-        len += (size_t)snprintf(list + len, cap - len, "%s%s",
-                                len || p != hosts ? "," : "", j.addr);
-        if (p[n] == '\0')
-            break;
-        p += n + 1;
     }
-    if (rc < 0) {
-        cio__free(list);
-        return rc == CIO_ENOTFOUND
-                   ? cio_errorf(rc, "pg: host %s not found", hosts)
-                   : rc;
-    }
-    *out = list;
-    return 0;
+    if (rc == CIO_ENOTFOUND || rc == CIO_ENODATA)
+        rc = cio_errorf(rc, "pg connect: host in \"%s\" not found", hosts);
+    return rc;
 }
 
 /* Drive PQconnectPoll until the session is ready. */
@@ -613,8 +659,15 @@ static int connect_poll(cio_pg *c)
 static int connect_failed(cio_pg *c, int rc)
 {
     const char *m = PQerrorMessage(c->pq);
-    if (rc == -ECONNREFUSED)
-        rc = strstr(m, "FATAL") ? CIO_ESERVER : errno_of(m, -ECONNREFUSED);
+    if (rc == -ECONNREFUSED && strstr(m, "FATAL"))
+        rc = CIO_ESERVER; /* the server said no: password, database */
+    else if (rc == -ECONNREFUSED &&
+             (strstr(m, "could not parse") || strstr(m, "invalid")))
+        rc = -EINVAL;
+    else if (rc == -ECONNREFUSED && strstr(m, "password"))
+        rc = -EACCES; /* the server asks for a password we do not have */
+    else if (rc == -ECONNREFUSED)
+        rc = errno_of(m, -ECONNREFUSED);
     if (rc == -ECANCELED)
         return rc;
     char *t = dup_trim(m);
@@ -623,26 +676,32 @@ static int connect_failed(cio_pg *c, int rc)
     return rc;
 }
 
-/* Open the session for parsed options `opts` plus `hostaddr`. */
-static int start(cio_pg *c, PQconninfoOption *opts, const char *hostaddr)
+/* Open the session for parsed options `opts`, with the keywords of
+ * `ov` (NULL-terminated pairs; a NULL value is skipped) in place of
+ * theirs. */
+static int start(cio_pg *c, PQconninfoOption *opts, const char *const *ov)
 {
-    size_t n = 0;
+    size_t n = 0, k = 0;
     for (PQconninfoOption *o = opts; o->keyword; o++)
         n++;
-    const char **kw = cio__calloc(n + 2, sizeof *kw);
-    const char **val = cio__calloc(n + 2, sizeof *val);
+    const char **kw = cio__calloc(n + 4, sizeof *kw);
+    const char **val = cio__calloc(n + 4, sizeof *val);
     int rc = -ENOMEM;
     if (kw && val) {
-        size_t k = 0;
-        for (PQconninfoOption *o = opts; o->keyword; o++)
-            if (o->val && !(hostaddr && strcmp(o->keyword, "hostaddr") == 0)) {
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+            bool replaced = false;
+            for (const char *const *v = ov; *v; v += 2)
+                replaced |= v[1] && strcmp(o->keyword, v[0]) == 0;
+            if (o->val && !replaced) {
                 kw[k] = o->keyword;
                 val[k++] = o->val;
             }
-        if (hostaddr) {
-            kw[k] = "hostaddr";
-            val[k++] = hostaddr;
         }
+        for (const char *const *v = ov; *v; v += 2)
+            if (v[1]) {
+                kw[k] = v[0];
+                val[k++] = v[1];
+            }
         c->pq = PQconnectStartParams(kw, val, 0);
         rc = c->pq ? 0 : -ENOMEM;
     }
@@ -669,19 +728,21 @@ static const char *opt(PQconninfoOption *opts, const char *key)
 
 static int connect_opts(cio_pg *c, PQconninfoOption *opts)
 {
-    const char *host = opt(opts, "host");
-    char *hostaddr = NULL;
+    const char *host = opt(opts, "host"), *port = opt(opts, "port");
+    list h = {0}, a = {0}, p = {0};
+    int rc = 0;
     if (opt(opts, "hostaddr") == NULL && getenv("PGHOSTADDR") == NULL) {
-        if (host == NULL)
-            host = getenv("PGHOST");
-        if (host) {
-            int rc = resolve_hosts(host, &hostaddr);
-            if (rc < 0)
-                return rc;
-        }
+        host = host ? host : getenv("PGHOST");
+        port = port ? port : getenv("PGPORT");
+        if (host)
+            rc = expand_hosts(host, port, &h, &a, &p);
     }
-    int rc = start(c, opts, hostaddr);
-    cio__free(hostaddr);
+    const char *ov[] = {"host", h.s, "hostaddr", a.s, "port", p.s, NULL};
+    if (rc == 0)
+        rc = start(c, opts, ov);
+    cio__free(h.s);
+    cio__free(a.s);
+    cio__free(p.s);
     return rc;
 }
 
@@ -914,6 +975,7 @@ static int run(cio_pg *c, cio_pg_result **out, const qspec *q)
 {
     if (c == NULL || (q->kind != Q_PREPARED && q->sql == NULL) ||
         (q->kind != Q_PARAMS && q->name == NULL) || q->n < 0 ||
+        q->n > MAX_PARAMS ||
         (q->n > 0 && q->kind != Q_PREPARE && q->params == NULL) ||
         (q->flags & ~CIO_PG_BINARY))
         return -EINVAL;
@@ -1717,9 +1779,16 @@ int cio_pg_batch(cio_pg *c, cio_pg_stmt *stmts, size_t n)
         return -EINVAL;
     for (size_t i = 0; i < n; i++) {
         if (stmts[i].sql == NULL || stmts[i].nparams < 0 ||
+            stmts[i].nparams > MAX_PARAMS ||
             (stmts[i].nparams > 0 && stmts[i].params == NULL) ||
             (stmts[i].flags & ~CIO_PG_BINARY))
             return -EINVAL;
+        /* Everything is checked before anything is sent: a batch runs
+         * whole or not at all. */
+        for (int k = 0; k < stmts[i].nparams; k++)
+            if (stmts[i].params[k].format != 0 &&
+                stmts[i].params[k].format != 1)
+                return -EINVAL;
         stmts[i].result = NULL;
         stmts[i].rc = 0;
     }
