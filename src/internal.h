@@ -474,6 +474,9 @@ void *cio__stream_transport_impl(const cio_stream *s,
                                  const cio__stream_transport *tr);
 /* Wait until at most `target` bytes are queued on `s`. Suspends. */
 int cio__stream_wait_sent(cio_stream *s, size_t target);
+/* The bytes buffered for reading on `s`, in `*data`, without a
+ * checkpoint (consume them with cio_stream_consume). Does not suspend. */
+size_t cio__stream_rdata(const cio_stream *s, const void **data);
 
 /* ---- calls from other threads (loop.c) ----------------------------------- */
 typedef struct cio__remote {

@@ -463,6 +463,12 @@ ssize_t cio_stream_peek(cio_stream *s, const void **data, size_t want)
     return leave(s, do_peek(s, data, want));
 }
 
+size_t cio__stream_rdata(const cio_stream *s, const void **data)
+{
+    *data = s->rlen ? s->rbuf + s->rpos : NULL;
+    return s->rlen;
+}
+
 int cio_stream_consume(cio_stream *s, size_t n)
 {
     if (s == NULL || n > s->rlen)

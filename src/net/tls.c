@@ -1,12 +1,13 @@
 /* TLS over streams with OpenSSL 3.
  *
- * Each connection is an SSL object whose BIO is one half of a BIO pair;
- * the other half (`net`) is the ciphertext side, which this file moves by
- * hand to and from an inner plain cio_stream. OpenSSL is never entered
- * while the task is suspended, so a task reading (and parked on the inner
- * stream) and another writing may share a connection: every SSL call
- * finishes before the next suspension, then the ciphertext it produced is
- * queued on the inner stream, which sends it without anyone waiting.
+ * Each connection is an SSL object whose BIO reads and writes an inner
+ * plain cio_stream without suspending: ciphertext is taken from the inner
+ * stream's read buffer (or the BIO says "retry"), and written with
+ * cio_stream_write, which queues what the socket does not take at once.
+ * When OpenSSL wants more input, the task waits on the inner stream
+ * outside OpenSSL, then calls it again. OpenSSL is thus never entered while
+ * a task is suspended, so a task reading (parked on the inner stream) and
+ * another writing may share a connection.
  *
  * The TLS stream itself is a cio_stream with a transport (see stream.c),
  * so the buffered reading calls work on plaintext unchanged. */
@@ -23,8 +24,6 @@
 #include "cio/tls.h"
 #include "internal.h"
 
-/* Capacity of each direction of the BIO pair: four full records. */
-#define PAIR_SIZE ((size_t)64 * 1024)
 /* Client sessions kept for resumption, per context. */
 #define SESS_MAX 64
 /* At most this long to send close_notify when closing. */
@@ -52,7 +51,6 @@ struct cio_tls_ctx {
 
 typedef struct tls_conn {
     SSL *ssl;
-    BIO *net; /* our half of the pair: ciphertext */
     cio_stream *inner;
     cio_tls_ctx *ctx;
     char *key; /* session cache key (clients) */
@@ -62,6 +60,7 @@ typedef struct tls_conn {
     bool shut;   /* close_notify sent */
     bool closed; /* the stream is closing: the inner one may be gone */
     int err;     /* sticky error */
+    int io_err;  /* the inner stream refused a write */
     char alpn[256];
     char reason[REASON_MAX];
 } tls_conn;
@@ -310,40 +309,78 @@ int cio_tls_server_ctx_new(cio_tls_ctx **out, const cio_tls_config *cfg)
 
 /* ---- moving ciphertext --------------------------------------------------- */
 
-/* Queue on the inner stream all the ciphertext OpenSSL produced. */
-static int pump(tls_conn *c)
+/* The BIO under each SSL: the inner stream, without suspending. */
+static int sbio_write(BIO *b, const char *data, size_t len, size_t *written)
 {
-    char *p;
-    int n;
-    while ((n = BIO_nread0(c->net, &p)) > 0) {
-        int rc = cio_stream_write(c->inner, p, (size_t)n);
-        if (rc < 0)
-            return rc;
-        BIO_nread(c->net, &p, n);
+    tls_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (c->inner == NULL)
+        return 0;
+    int rc = cio_stream_write(c->inner, data, len);
+    if (rc < 0) {
+        c->io_err = rc;
+        return 0;
     }
-    return 0;
+    *written = len;
+    return 1;
 }
 
-/* Hand OpenSSL the ciphertext the inner stream holds, waiting for some if
- * it holds none. Returns the count, 0 at end of stream, or < 0 (nothing
- * consumed). Suspends. */
+static int sbio_read(BIO *b, char *out, size_t len, size_t *got)
+{
+    tls_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    const void *p;
+    size_t n = c->inner ? cio__stream_rdata(c->inner, &p) : 0;
+    if (n == 0) {
+        BIO_set_retry_read(b); /* WANT_READ: the task waits and retries */
+        return 0;
+    }
+    if (n > len)
+        n = len;
+    memcpy(out, p, n);
+    cio_stream_consume(c->inner, n);
+    *got = n;
+    return 1;
+}
+
+static long sbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH; /* writes are queued already */
+}
+
+static BIO_METHOD *sbio_method;
+
+static void sbio_init(void)
+{
+    BIO_METHOD *m =
+        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cio");
+    if (m && BIO_meth_set_write_ex(m, sbio_write) == 1 &&
+        BIO_meth_set_read_ex(m, sbio_read) == 1 &&
+        BIO_meth_set_ctrl(m, sbio_ctrl) == 1)
+        sbio_method = m;
+    else
+        BIO_meth_free(m);
+}
+
+/* The error of a write the inner stream refused, or 0. */
+static int pump(tls_conn *c)
+{
+    return c->io_err;
+}
+
+/* Wait until the inner stream holds ciphertext. OpenSSL has taken all it
+ * had when it asks for more, so this waits for new bytes. Returns the
+ * count buffered, 0 at end of stream, or < 0. Suspends. */
 static ssize_t feed(tls_conn *c)
 {
     const void *data;
     ssize_t n = cio_stream_peek(c->inner, &data, 1);
     if (c->closed)
         return -EBADF; /* closed meanwhile: the inner stream may be gone */
-    if (n <= 0)
-        return n;
-    char *dst;
-    int room = BIO_nwrite0(c->net, &dst);
-    if (room <= 0)
-        return CIO_ETLS; /* OpenSSL asked for data it already has */
-    size_t k = (size_t)n < (size_t)room ? (size_t)n : (size_t)room;
-    memcpy(dst, data, k);
-    BIO_nwrite(c->net, &dst, (int)k);
-    cio_stream_consume(c->inner, k);
-    return (ssize_t)k;
+    return n;
 }
 
 /* Record a fatal failure: its reason, no close_notify afterwards. */
@@ -390,12 +427,10 @@ static int handshake(tls_conn *c)
             rc = wr;
             break;
         }
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-            return ssl_fail(c, e);
         if (wr < 0)
             return conn_fail(c, wr, "sending failed during the handshake");
-        if (e == SSL_ERROR_WANT_WRITE)
-            continue;
+        if (e != SSL_ERROR_WANT_READ)
+            return ssl_fail(c, e);
         ssize_t n = feed(c);
         if (n == 0)
             return conn_fail(c, -ECONNRESET,
@@ -435,12 +470,10 @@ static ssize_t tls_recv(void *impl, void *buf, size_t n)
             return (ssize_t)got;
         if (e == SSL_ERROR_ZERO_RETURN)
             return 0; /* close_notify */
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-            return c->err = ssl_fail(c, e);
         if (wr < 0)
             return c->err = conn_fail(c, wr, cio_strerror(wr));
-        if (e == SSL_ERROR_WANT_WRITE)
-            continue; /* the pair was full; pump emptied it */
+        if (e != SSL_ERROR_WANT_READ)
+            return c->err = ssl_fail(c, e);
         ssize_t k = feed(c);
         if (k == 0)
             return c->err =
@@ -470,12 +503,10 @@ static int tls_send(void *impl, const void *buf, size_t n)
         int rc = pump(c);
         if (rc < 0)
             return c->err = conn_fail(c, rc, cio_strerror(rc));
-        if (ok) {
-            p += w;
-            n -= w;
-        } else if (e != SSL_ERROR_WANT_WRITE) {
+        if (!ok)
             return c->err = ssl_fail(c, e);
-        }
+        p += w;
+        n -= w;
     }
     return 0;
 }
@@ -551,7 +582,6 @@ static int tls_close(void *impl, bool busy)
 static void conn_free(tls_conn *c)
 {
     SSL_free(c->ssl);
-    BIO_free(c->net);
     ctx_unref(c->ctx);
     cio__free(c->key);
     cio__free(c);
@@ -625,13 +655,18 @@ static int conn_new(tls_conn **out, cio_stream *inner, cio_tls_ctx *x,
     c->inner = inner;
     c->ctx = x;
     x->refs++;
-    BIO *ours = NULL;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sbio_init);
     int rc = -ENOMEM;
-    c->ssl = SSL_new(x->ssl);
-    if (c->ssl == NULL ||
-        BIO_new_bio_pair(&ours, PAIR_SIZE, &c->net, PAIR_SIZE) != 1)
+    BIO *b = sbio_method ? BIO_new(sbio_method) : NULL;
+    c->ssl = b ? SSL_new(x->ssl) : NULL;
+    if (c->ssl == NULL) {
+        BIO_free(b);
         goto fail;
-    SSL_set_bio(c->ssl, ours, ours);
+    }
+    BIO_set_data(b, c);
+    BIO_set_init(b, 1);
+    SSL_set_bio(c->ssl, b, b);
     SSL_set_app_data(c->ssl, c);
     if (x->server) {
         SSL_set_accept_state(c->ssl);
