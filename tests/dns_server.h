@@ -3,10 +3,12 @@
  * by hand (RFC 1035 wire format, names uncompressed).
  *
  * Names with a behaviour of their own (any type):
- *   servfail.test  answers SERVFAIL      refused.test  answers REFUSED
- *   silent.test    never answers         trunc.test    UDP: an empty
- *                                        answer with TC set; TCP: the
- *                                        table's records
+ *   servfail.test  answers SERVFAIL
+ *   refused.test   answers REFUSED
+ *   silent.test    never answers
+ *   badresp.test   claims an answer that the packet does not carry
+ *   trunc.test     over UDP an empty answer with TC set; over TCP the
+ *                  table's records
  * Other names missing from the table get NXDOMAIN; a name in the table
  * without a record of the asked type gets an empty NOERROR answer. */
 #ifndef CIO_TEST_DNS_SERVER_H
@@ -249,7 +251,8 @@ static inline bool dns_answer(dns_server *s, const uint8_t *m, size_t n,
         ans[na++] = cname;
         cur = cname->data;
     }
-    if (rcode == 0 && !tc && !known && strcmp(qname, "trunc.test") != 0)
+    if (rcode == 0 && !tc && !known && strcmp(qname, "trunc.test") != 0 &&
+        strcmp(qname, "badresp.test") != 0)
         rcode = 3;
     o->n = 0;
     o->overflow = false;
@@ -263,6 +266,10 @@ static inline bool dns_answer(dns_server *s, const uint8_t *m, size_t n,
     dns_put(o, m + 12, qend - 12);
     for (size_t i = 0; i < na; i++)
         dns_put_rr(o, ans[i]);
+    if (strcmp(qname, "badresp.test") == 0 && !o->overflow) {
+        o->b[7] = 1; /* one answer, then the packet ends */
+        dns_put(o, "\xc0", 1);
+    }
     return !o->overflow;
 }
 

@@ -623,6 +623,14 @@ static int ares_err(int status)
     }
 }
 
+/* A parser's error: a name it cannot expand is a malformed answer. */
+static int parse_err(int status)
+{
+    if (status == ARES_EBADNAME || status == ARES_EBADSTR)
+        return CIO_EBADRESP;
+    return ares_err(status);
+}
+
 /* A socket c-ares asked us to watch. */
 struct sockw {
     cio__fdw w;
@@ -1076,7 +1084,7 @@ int cio_resolve_srv(const char *name, cio_dns_srv **out, size_t *count)
     if (rc < 0)
         return rc;
     struct ares_srv_reply *r = NULL;
-    rc = ares_err(ares_parse_srv_reply(q->buf, q->len, &r));
+    rc = parse_err(ares_parse_srv_reply(q->buf, q->len, &r));
     dq_free(q);
     if (rc < 0)
         return rc;
@@ -1114,7 +1122,7 @@ int cio_resolve_mx(const char *name, cio_dns_mx **out, size_t *count)
     if (rc < 0)
         return rc;
     struct ares_mx_reply *r = NULL;
-    rc = ares_err(ares_parse_mx_reply(q->buf, q->len, &r));
+    rc = parse_err(ares_parse_mx_reply(q->buf, q->len, &r));
     dq_free(q);
     if (rc < 0)
         return rc;
@@ -1149,7 +1157,7 @@ int cio_resolve_txt(const char *name, cio_dns_txt **out, size_t *count)
     if (rc < 0)
         return rc;
     struct ares_txt_ext *r = NULL;
-    rc = ares_err(ares_parse_txt_reply_ext(q->buf, q->len, &r));
+    rc = parse_err(ares_parse_txt_reply_ext(q->buf, q->len, &r));
     dq_free(q);
     if (rc < 0)
         return rc;
