@@ -7,6 +7,7 @@
 
 #include <cio/redis.h>
 
+#include "internal.h"
 #include "test.h"
 
 static int config_from(cio_redis_config *cfg, const char *addr)
@@ -763,5 +764,145 @@ TEST_REALTIME(redis_connect_timeout_on_silent_server)
     cio_redis *c;
     ASSERT_EQ(-ETIMEDOUT, cio_redis_connect(&c, &cfg));
     cio_close(lfd);
+    return 0;
+}
+
+/* ---- a scripted fake server: malformed and cut replies ------------------- */
+
+typedef struct fake {
+    const char *const *answers; /* one per connection; the last repeats */
+    int n;
+    int conns;
+} fake;
+
+static int fake_conn(cio_stream *s, void *arg)
+{
+    fake *f = arg;
+    const char *ans = f->answers[f->conns < f->n ? f->conns : f->n - 1];
+    f->conns++;
+    char buf[512];
+    for (;;) {
+        /* One command per read: the client here sends one at a time. */
+        ssize_t n = cio_stream_read(s, buf, sizeof buf);
+        if (n <= 0)
+            return 0;
+        int rc = cio_stream_write(s, ans, strlen(ans));
+        if (rc == 0)
+            rc = cio_stream_flush(s);
+        if (rc < 0 || strncmp(ans, "$10\r\n", 5) == 0)
+            return 0; /* a cut reply: close after it */
+    }
+}
+
+static int fake_start(cio_server **srv, fake *f, cio_redis_config *cfg)
+{
+    cio_addr a;
+    int rc = cio_addr_ip(&a, "127.0.0.1", 0);
+    if (rc == 0)
+        rc = cio_server_start(srv, &a, fake_conn, f, NULL);
+    if (rc < 0)
+        return rc;
+    cio_redis_config_init(cfg);
+    cfg->port = cio_addr_port(cio_server_addr(*srv));
+    return 0;
+}
+
+TEST_REALTIME(redis_bad_server_replies_are_errors_then_reconnect)
+{
+    static const char *const answers[] = {
+        "$10\r\nabc",         /* cut by the server closing */
+        "?what\r\n",          /* not RESP */
+        "$999999\r\n",        /* over the configured max_bulk */
+        "*2\r\n*2\r\n*2\r\n", /* nested deeper than max_depth */
+        "+OK\r\n",
+    };
+    fake f = {answers, 5, 0};
+    cio_server *srv;
+    cio_redis_config cfg;
+    ASSERT_OK(fake_start(&srv, &f, &cfg));
+    cfg.limits.max_bulk = 100;
+    cfg.limits.max_depth = 2;
+    cio_redis *c;
+    ASSERT_OK(cio_redis_connect(&c, &cfg));
+    cio_redis_reply *r;
+    ASSERT_EQ(-ECONNRESET, cio_redis_cmd(c, &r, "GET", "k", NULL));
+    ASSERT_TRUE(r == NULL);
+    ASSERT_TRUE(!cio_redis_connected(c));
+    ASSERT_EQ(CIO_EBADRESP, cio_redis_cmd(c, &r, "GET", "k", NULL));
+    ASSERT_EQ(CIO_EBADRESP, cio_redis_cmd(c, &r, "GET", "k", NULL));
+    ASSERT_EQ(CIO_EBADRESP, cio_redis_cmd(c, &r, "GET", "k", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "k", NULL));
+    ASSERT_STR_EQ("OK", r->str);
+    cio_redis_reply_free(r);
+    ASSERT_EQ(5, f.conns);
+    cio_redis_close(c);
+    ASSERT_OK(cio_server_close(srv, 0));
+    return 0;
+}
+
+static int pushes;
+
+static void count_push(const cio_redis_reply *push, void *arg)
+{
+    (void)arg;
+    if (push->type == CIO_REDIS_PUSH && push->len >= 1 &&
+        strcmp(push->elem[0]->str, "invalidate") == 0)
+        pushes++;
+}
+
+TEST_REALTIME(redis_resp3_push_goes_to_on_push)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis_config cfg;
+    ASSERT_OK(config_from(&cfg, addr));
+    cfg.protocol = 3;
+    cfg.on_push = count_push;
+    cio_redis *c, *other;
+    ASSERT_OK(cio_redis_connect(&c, &cfg));
+    ASSERT_OK(connect_to(&other, addr, 2));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "CLIENT", "TRACKING", "on", NULL));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "GET", "t:track", NULL));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "SET", "t:track", "1", NULL));
+    /* The invalidation arrives out of band, before the next reply. */
+    cio_redis_reply *r;
+    ASSERT_OK(cio_redis_cmd(c, &r, "ECHO", "next", NULL));
+    ASSERT_STR_EQ("next", r->str);
+    cio_redis_reply_free(r);
+    ASSERT_EQ(1, pushes);
+    cio_redis_close(other);
+    cio_redis_close(c);
+    return 0;
+}
+
+TEST_REALTIME(redis_allocation_failures_are_enomem)
+{
+    const char *addr = TEST_SERVER("CIO_TEST_REDIS");
+    cio_redis *c;
+    ASSERT_OK(connect_to(&c, addr, 3));
+    static const char *const set[] = {"HSET", "t:oom", "a", "1", "b", "2"};
+    static const char *const get[] = {"HGETALL", "t:oom"};
+    cio_redis_argv cmds[] = {{6, set, NULL}, {2, get, NULL}};
+    int saw_enomem = 0;
+    for (long nth = 1; nth <= 40; nth++) {
+        cio_redis_reply *reps[2];
+        cio__alloc_fail_at(nth);
+        int rc = cio_redis_pipeline(c, 2, cmds, reps);
+        cio__alloc_fail_at(0);
+        if (rc == -ENOMEM) {
+            saw_enomem = 1;
+            continue;
+        }
+        ASSERT_OK(rc);
+        ASSERT_EQ(CIO_REDIS_MAP, reps[1]->type);
+        cio_redis_reply_free(reps[0]);
+        cio_redis_reply_free(reps[1]);
+    }
+    ASSERT_TRUE(saw_enomem);
+    /* Whatever failed, the connection (or its replacement) works. */
+    cio_redis_reply *r;
+    ASSERT_OK(cio_redis_cmd(c, &r, "ECHO", "fine", NULL));
+    ASSERT_STR_EQ("fine", r->str);
+    cio_redis_reply_free(r);
+    cio_redis_close(c);
     return 0;
 }
