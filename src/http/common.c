@@ -65,6 +65,32 @@ int cio__hbuf_addf(hbuf *b, const char *fmt, ...)
     return 0;
 }
 
+int cio__hbuf_addu(hbuf *b, uint64_t v, unsigned base)
+{
+    char tmp[24];
+    int i = (int)sizeof tmp;
+    do {
+        tmp[--i] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    return cio__hbuf_add(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+int cio__hbuf_add3(hbuf *b, const char *x, const char *y, const char *z)
+{
+    size_t a = strlen(x), c = strlen(y), d = strlen(z);
+    int rc = cio__hbuf_reserve(b, a + c + d);
+    if (rc < 0)
+        return rc;
+    char *p = b->p + b->len;
+    memcpy(p, x, a);
+    memcpy(p + a, y, c);
+    memcpy(p + a + c, z, d);
+    b->len += a + c + d;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
 void cio__hbuf_free(hbuf *b)
 {
     cio__free(b->p);
@@ -165,12 +191,11 @@ void cio__hlist_free(hlist *h)
 
 /* ---- Validation ---------------------------------------------------------- */
 
+/* RFC 9110 tchar: alphanumerics and !#$%&'*+-.^_`|~ */
 static bool is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-        (c >= '0' && c <= '9'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    static const uint32_t map[8] = {0, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff};
+    return (map[c >> 5] >> (c & 31)) & 1;
 }
 
 size_t cio__http_token_len(const char *p, size_t n)

@@ -21,6 +21,10 @@ int cio__hbuf_adds(hbuf *b, const char *s);
 /* Append a formatted string. */
 int cio__hbuf_addf(hbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Append `v` in decimal (base 10) or hex (16). */
+int cio__hbuf_addu(hbuf *b, uint64_t v, unsigned base);
+/* Append three strings. */
+int cio__hbuf_add3(hbuf *b, const char *x, const char *y, const char *z);
 void cio__hbuf_free(hbuf *b);
 
 /* A parsed header list: offsets into one buffer, NUL-terminated names and

@@ -168,7 +168,8 @@ int cio_http_writer_header(cio_http_writer *w, const char *name,
             return -EINVAL;
     if (w->started)
         return -EALREADY;
-    return cio__hbuf_addf(&w->hdrs, "%s: %s\r\n", name, value);
+    int rc = cio__hbuf_add3(&w->hdrs, name, ": ", value);
+    return rc < 0 ? rc : cio__hbuf_add(&w->hdrs, "\r\n", 2);
 }
 
 int cio_http_writer_length(cio_http_writer *w, int64_t len)
@@ -212,16 +213,25 @@ static int build_head(cio_http_writer *w)
     if (cio__http_server_closing(c->hs) || w->close)
         c->keep_alive = false;
     const char *srv = cio__http_server_name(c->hs);
-    int rc = cio__hbuf_addf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", w->status,
-                            cio_http_reason(w->status), cio__http_date());
+    int rc = cio__hbuf_add(b, "HTTP/1.1 ", 9);
+    if (rc == 0)
+        rc = cio__hbuf_addu(b, (uint64_t)w->status, 10);
+    if (rc == 0)
+        rc = cio__hbuf_add3(b, " ", cio_http_reason(w->status), "\r\n");
+    if (rc == 0)
+        rc = cio__hbuf_add3(b, "Date: ", cio__http_date(), "\r\n");
     if (rc == 0 && srv)
-        rc = cio__hbuf_addf(b, "Server: %s\r\n", srv);
+        rc = cio__hbuf_add3(b, "Server: ", srv, "\r\n");
     if (rc == 0 && w->hdrs.len)
         rc = cio__hbuf_add(b, w->hdrs.p, w->hdrs.len);
     if (rc == 0 && !w->no_body) {
-        if (w->length >= 0)
-            rc = cio__hbuf_addf(b, "Content-Length: %lld\r\n",
-                                (long long)w->length);
+        if (w->length >= 0) {
+            rc = cio__hbuf_add(b, "Content-Length: ", 16);
+            if (rc == 0)
+                rc = cio__hbuf_addu(b, (uint64_t)w->length, 10);
+            if (rc == 0)
+                rc = cio__hbuf_add(b, "\r\n", 2);
+        }
         else if (w->head_only)
             ;
         else if (c->p.http_minor >= 1 && c->p.http_major == 1) {
@@ -250,7 +260,9 @@ static int add_body(cio_http_writer *w, const void *data, size_t n)
         return 0;
     int rc = 0;
     if (w->chunked)
-        rc = cio__hbuf_addf(b, "%zx\r\n", n);
+        rc = cio__hbuf_addu(b, n, 16);
+    if (rc == 0 && w->chunked)
+        rc = cio__hbuf_add(b, "\r\n", 2);
     if (rc == 0)
         rc = cio__hbuf_add(b, data, n);
     if (rc == 0 && w->chunked)

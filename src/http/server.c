@@ -319,14 +319,37 @@ static int prepare(hconn *c, cio_http_req *r)
     r->version = p->http_major * 10 + p->http_minor;
     if (p->http_major != 1 || p->http_minor > 1)
         return 505;
-    snprintf(r->method, sizeof r->method, "%s",
-             llhttp_method_name((llhttp_method_t)p->method));
+    const char *m = llhttp_method_name((llhttp_method_t)p->method);
+    size_t ml = strlen(m);
+    if (ml >= sizeof r->method)
+        ml = sizeof r->method - 1;
+    memcpy(r->method, m, ml);
+    r->method[ml] = '\0';
     if (p->method == HTTP_CONNECT || c->url.len == 0)
         return p->method == HTTP_CONNECT ? 501 : 400;
-    size_t hosts = cio__hlist_count(&c->hdr, "host");
+    /* One pass over the headers for the ones that frame the request. */
+    size_t hosts = 0, tes = 0;
+    const char *expect = NULL, *te = NULL;
+    for (size_t i = 0; i < c->hdr.n; i++) {
+        const char *name = cio__hlist_name(&c->hdr, i);
+        switch (name[0] | 0x20) {
+        case 'h':
+            hosts += strcasecmp(name, "host") == 0;
+            break;
+        case 'e':
+            if (strcasecmp(name, "expect") == 0)
+                expect = cio__hlist_value(&c->hdr, i);
+            break;
+        case 't':
+            if (strcasecmp(name, "transfer-encoding") == 0) {
+                tes++;
+                te = cio__hlist_value(&c->hdr, i);
+            }
+            break;
+        }
+    }
     if (hosts > 1 || (r->version == 11 && hosts == 0))
         return 400;
-    const char *expect = cio__hlist_get(&c->hdr, "expect");
     if (expect != NULL) {
         if (!cio__http_ieq(expect, "100-continue"))
             return 417;
@@ -335,10 +358,8 @@ static int prepare(hconn *c, cio_http_req *r)
     /* A Transfer-Encoding other than one final "chunked" cannot frame a
      * request (RFC 9112 6.3); llhttp would fail only once the body is
      * read, after the handler started. */
-    if (cio__hlist_count(&c->hdr, "transfer-encoding") > 1 ||
-        ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)))
+    if (tes > 1 || ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)))
         return 400;
-    const char *te = cio__hlist_get(&c->hdr, "transfer-encoding");
     if (te != NULL && (!cio__http_ieq(te, "chunked") || r->version == 10))
         return 400;
     r->clen = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length
