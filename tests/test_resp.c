@@ -90,6 +90,7 @@ static int feed_cuts(const char *in, size_t len, const size_t *cuts,
                      const cio_redis_limits *lim)
 {
     static char buf[1 << 16];
+    (void)len;
     cio__resp_parser p;
     cio__resp_init(&p, lim);
     size_t have = 0, pos = 0;

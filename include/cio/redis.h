@@ -129,16 +129,18 @@ void cio_redis_config_init(cio_redis_config *cfg);
 /* Connect to the server of `cfg` (copied, strings too) and run the
  * handshake: HELLO 3 for protocol 3, AUTH, SELECT. The caller owns `*out`
  * and closes it with cio_redis_close. Returns 0; -EINVAL for NULLs, a bad
- * address, a port out of range or a protocol other than 0, 2, 3; the
+ * address, a port out of range, a negative db or timeout, a username
+ * without a password, or a protocol other than 0, 2, 3; the
  * connect errors of cio_open_connection (-ECONNREFUSED...); CIO_ESERVER
  * if the server refused AUTH, HELLO or SELECT; CIO_EBADRESP; -ETIMEDOUT
  * after `connect_timeout`; -ECANCELED; -ENOMEM; CIO_ENOTASK. Suspends. */
 int cio_redis_connect(cio_redis **out, const cio_redis_config *cfg);
 
 /* Close the connection and free it, without waiting for the server:
- * replies still owed and commands not yet sent are dropped. Call it when
- * no task is suspended in a call on `c`. NULL is ignored. Does not
- * suspend. */
+ * replies still owed and commands not yet sent are dropped (the socket is
+ * shut first, so dropping unsent data takes at most a loop turn, the only
+ * time this may suspend; it is not a cancellation point). Call it when no
+ * task is suspended in a call on `c`. NULL is ignored. */
 void cio_redis_close(cio_redis *c);
 
 /* Replies the connection still owes (commands sent and not answered,
