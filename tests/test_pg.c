@@ -279,6 +279,25 @@ TEST_REALTIME(pg_errors_carry_sqlstate)
     return 0;
 }
 
+static void on_notice(const char *msg, void *arg)
+{
+    snprintf(arg, 64, "%s", msg);
+}
+
+TEST_REALTIME(pg_notices_reach_the_handler)
+{
+    cio_pg *c;
+    CONNECT(c);
+    ASSERT_EQ(0, cio_pg_exec(c, "DO $$ BEGIN RAISE NOTICE 'dropped'; END $$"));
+    char got[64] = "";
+    cio_pg_set_notice_handler(c, on_notice, got);
+    ASSERT_EQ(0, cio_pg_exec(c, "DO $$ BEGIN RAISE NOTICE 'hi %', 41 + 1; "
+                                "END $$"));
+    ASSERT_TRUE(strstr(got, "hi 42") != NULL);
+    cio_pg_close(c);
+    return 0;
+}
+
 TEST_REALTIME(pg_prepared_statements)
 {
     cio_pg *c;
@@ -408,6 +427,50 @@ TEST_REALTIME(pg_query_cancelled_by_deadline)
     ASSERT_STR_EQ("57014", cio_pg_error_sqlstate(c));
     ASSERT_EQ(7, scalar(c, "SELECT 7"));
     cio_pg_close(c);
+    return 0;
+}
+
+/* Terminate the session of backend `pid` and wait until it has exited
+ * (its socket is then closed). */
+static int terminate(cio_pg *admin, int pid)
+{
+    cio_pg_param p;
+    cio_pg_param_int32(&p, pid);
+    int rc = cio_pg_query(admin, NULL, "SELECT pg_terminate_backend($1, 5000)",
+                          &p, 1, 0);
+    return rc == 1 ? 0 : -1;
+}
+
+TEST_REALTIME(pg_terminated_session_is_broken_and_discarded)
+{
+    const char *ci = CONNINFO();
+    cio_pg_pool_config cfg = {.conninfo = ci, .max_size = 2};
+    cio_pg_pool *pool;
+    ASSERT_OK(cio_pg_pool_create(&pool, &cfg));
+    cio_pg *victim, *admin;
+    ASSERT_OK(cio_pg_pool_acquire(pool, &victim));
+    ASSERT_OK(cio_pg_connect(&admin, ci));
+    ASSERT_OK(terminate(admin, cio_pg_backend_pid(victim)));
+    int rc = cio_pg_exec(victim, "SELECT 1");
+    ASSERT_TRUE(rc == -ECONNRESET || rc == -EPIPE);
+    ASSERT_TRUE(!cio_pg_ok(victim));
+    ASSERT_EQ(-ENOTCONN, cio_pg_exec(victim, "SELECT 1"));
+    ASSERT_OK(cio_pg_pool_release(pool, victim));
+    cio_pool_stats st;
+    ASSERT_OK(cio_pg_pool_stats(pool, &st));
+    ASSERT_EQ(1, st.discarded);
+    /* An idle one killed in the pool fails the check on acquire. */
+    ASSERT_OK(cio_pg_pool_acquire(pool, &victim));
+    int pid = cio_pg_backend_pid(victim);
+    ASSERT_OK(cio_pg_pool_release(pool, victim));
+    ASSERT_OK(terminate(admin, pid));
+    ASSERT_OK(cio_pg_pool_acquire(pool, &victim));
+    ASSERT_EQ(3, scalar(victim, "SELECT 3"));
+    ASSERT_OK(cio_pg_pool_release(pool, victim));
+    ASSERT_OK(cio_pg_pool_stats(pool, &st));
+    ASSERT_EQ(2, st.discarded);
+    cio_pg_close(admin);
+    ASSERT_OK(cio_pg_pool_close(pool));
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <netdb.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include <libpq-fe.h>
 
@@ -124,11 +125,17 @@ static int err_conn(cio_pg *c)
     return errno_of(m, -EIO);
 }
 
-static void notice_cb(void *arg, const char *message)
+/* Notices, and errors that arrive outside a query: a FATAL one (an
+ * administrator ended the session, the server shuts down) means the
+ * server is closing the connection. */
+static void notice_cb(void *arg, const PGresult *r)
 {
     cio_pg *c = arg;
+    const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+        c->broken = true;
     if (c->notice)
-        c->notice(message, c->notice_arg);
+        c->notice(PQresultErrorMessage(r), c->notice_arg);
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -290,6 +297,8 @@ static int drain(cio_pg *c)
         case PGRES_COPY_IN:
             if (PQputCopyEnd(c->pq, "cancelled by the client") < 0)
                 rc = err_conn(c);
+            if (!cancelled) /* the server answers this without a cancel */
+                resend = cio_now() + CANCEL_RESEND;
             break;
         case PGRES_COPY_OUT:
             if (!cancelled) {
@@ -444,13 +453,20 @@ static int collect(cio_pg *c, PGresult **keep, int want)
         }
         PQclear(r);
     }
+    if (PQstatus(c->pq) != CONNECTION_OK) {
+        /* Lost, perhaps with the server's last word (57P01 when an
+         * administrator terminated the session): keep that text. */
+        c->broken = true;
+        if (err != CIO_ESERVER)
+            err = err_conn(c);
+        else
+            err = -ECONNRESET;
+    }
     if (err < 0) {
         PQclear(*keep);
         *keep = NULL;
         return err;
     }
-    if (PQstatus(c->pq) != CONNECTION_OK)
-        return err_conn(c);
     return 0;
 }
 
@@ -709,7 +725,7 @@ static int start(cio_pg *c, PQconninfoOption *opts, const char *const *ov)
     cio__free(val);
     if (rc < 0)
         return rc;
-    PQsetNoticeProcessor(c->pq, notice_cb, c);
+    PQsetNoticeReceiver(c->pq, notice_cb, c);
     rc = connect_poll(c);
     if (rc < 0)
         return connect_failed(c, rc);
@@ -1833,17 +1849,25 @@ static void pool_close(void *ctx, void *conn)
     cio_pg_close(conn);
 }
 
-/* A local check, without a round trip: read what the socket holds (one
- * receive that normally finds nothing), which notices a connection the
- * server or the network has closed meanwhile. */
+/* A local check, without a round trip: peek at the socket (one receive
+ * that normally finds nothing). A connection the server or the network
+ * has closed meanwhile shows end of stream, perhaps after the server's
+ * FATAL message, which libpq then reads. */
 static int pool_check(void *ctx, void *conn)
 {
     (void)ctx;
     cio_pg *c = conn;
     if (!cio_pg_ok(c) || c->inside || c->mode != ST_IDLE)
         return -1;
-    if (!PQconsumeInput(c->pq) || PQstatus(c->pq) != CONNECTION_OK ||
-        PQisBusy(c->pq)) {
+    char b;
+    ssize_t n = recv(PQsocket(c->pq), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    /* Something arrived (or the end): the message, then the end. */
+    for (int i = 0; n > 0 && i < 2; i++)
+        if (!PQconsumeInput(c->pq) || PQstatus(c->pq) != CONNECTION_OK)
+            n = 0;
+    if (n <= 0 || c->broken || PQisBusy(c->pq)) {
         c->broken = true;
         return -1;
     }
