@@ -66,6 +66,35 @@ TEST_REALTIME(pg_connect_refused_fails_fast)
     return 0;
 }
 
+TEST_REALTIME(pg_connect_honours_the_deadline)
+{
+    /* A server that accepts the TCP connection but never answers. */
+    cio_addr a;
+    ASSERT_OK(cio_addr_ip(&a, "127.0.0.1", 0));
+    int lfd;
+    ASSERT_OK(cio_listen(&lfd, &a, 8, 0));
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    ASSERT_OK(getsockname(lfd, (struct sockaddr *)&sa, &len));
+    char ci[128];
+    snprintf(ci, sizeof ci, "hostaddr=127.0.0.1 port=%d user=postgres",
+             ntohs(sa.sin_port));
+    cio_pg *c = NULL;
+    cio_scope sc;
+    int64_t t0 = cio_now();
+    ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(100 * CIO_MSEC), 0));
+    ASSERT_EQ(-ECANCELED, cio_pg_connect(&c, ci));
+    ASSERT_EQ(-ETIMEDOUT, cio_scope_exit(&sc));
+    ASSERT_TRUE(c == NULL);
+    ASSERT_TRUE(cio_now() - t0 < CIO_SEC);
+    /* connect_timeout bounds it the same way, as -ETIMEDOUT. */
+    snprintf(ci + strlen(ci), sizeof ci - strlen(ci), " connect_timeout=1");
+    ASSERT_EQ(-ETIMEDOUT, cio_pg_connect(&c, ci));
+    ASSERT_TRUE(cio_now() - t0 < 3 * CIO_SEC);
+    ASSERT_OK(cio_close(lfd));
+    return 0;
+}
+
 TEST_REALTIME(pg_connect_host_name_resolved_off_loop)
 {
     const char *ci = CONNINFO();
@@ -603,6 +632,25 @@ TEST_REALTIME(pg_copy_in_and_out_10k_rows)
     ASSERT_STR_EQ("57014", cio_pg_error_sqlstate(c));
     ASSERT_EQ(10000, scalar(c, "SELECT count(*) FROM t"));
     ASSERT_EQ(-EINVAL, cio_pg_copy_in(c, "SELECT 1"));
+    cio_pg_close(c);
+    return 0;
+}
+
+TEST_REALTIME(pg_copy_in_cancelled_is_aborted_on_the_server)
+{
+    cio_pg *c;
+    CONNECT(c);
+    ASSERT_EQ(0, cio_pg_exec(c, "CREATE TEMP TABLE t (v int)"));
+    ASSERT_OK(cio_pg_copy_in(c, "COPY t FROM STDIN"));
+    ASSERT_OK(cio_pg_copy_write(c, "1\n2\n", 4));
+    cio_scope sc;
+    ASSERT_OK(cio_scope_enter(&sc, CIO_NEVER, 0));
+    ASSERT_OK(cio_scope_cancel(&sc));
+    ASSERT_EQ(-ECANCELED, cio_pg_copy_write(c, "3\n", 2));
+    ASSERT_EQ(-ECANCELED, cio_scope_exit(&sc));
+    ASSERT_STR_EQ("57014", cio_pg_error_sqlstate(c));
+    ASSERT_EQ(-EINVAL, cio_pg_copy_end(c, NULL)); /* no COPY any more */
+    ASSERT_EQ(0, scalar(c, "SELECT count(*) FROM t"));
     cio_pg_close(c);
     return 0;
 }

@@ -364,8 +364,16 @@ static int enter(cio_pg *c, int mode)
     if (c->mode != mode)
         return c->mode == ST_IDLE ? -EINVAL : -EBUSY;
     int rc = cio_checkpoint();
-    if (rc < 0)
+    if (rc < 0) {
+        /* Cancelled during a COPY: abort it on the server now, as the
+         * caller cannot (every call of a cancelled task fails). */
+        if (c->mode != ST_IDLE) {
+            c->inside = true;
+            recover(c, rc);
+            c->inside = false;
+        }
         return rc;
+    }
     err_clear(c);
     c->inside = true;
     return 0;
