@@ -123,6 +123,10 @@ TEST_REALTIME(redis_error_reply_is_eserver_with_message)
     /* Bad arguments are refused before anything is sent. */
     ASSERT_EQ(-EINVAL, cio_redis_command(c, &r, 0, NULL, NULL));
     ASSERT_TRUE(r == NULL);
+    /* So are commands that would answer with more or fewer replies. */
+    ASSERT_EQ(-EINVAL, cio_redis_cmd(c, &r, "subscribe", "a", "b", NULL));
+    ASSERT_EQ(-EINVAL, cio_redis_cmd(c, &r, "CLIENT", "reply", "off", NULL));
+    ASSERT_EQ(-EINVAL, cio_redis_cmd(c, &r, "MONITOR", NULL));
     /* The connection is still in step. */
     ASSERT_OK(cio_redis_cmd(c, &r, "PING", NULL));
     ASSERT_STR_EQ("PONG", r->str);

@@ -167,7 +167,10 @@ int cio_redis_protocol(const cio_redis *c);
  * server sent something malformed (the connection is closed); -ENOTCONN
  * with `no_reconnect` after a failure; the errors of cio_redis_connect
  * when it had to reconnect first; -EBUSY on a subscriber connection;
- * -EINVAL for NULLs or argc < 1; -ENOMEM. On any error but CIO_ESERVER
+ * -EINVAL for NULLs, argc < 1, or a command that does not answer with
+ * exactly one reply (SUBSCRIBE and the rest of its family: use
+ * cio_redis_subscribe; MONITOR, SYNC, PSYNC, CLIENT REPLY); -ENOMEM. On any
+ * error but CIO_ESERVER
  * `*reply` is NULL. Suspends. */
 int cio_redis_command(cio_redis *c, cio_redis_reply **reply, int argc,
                       const char *const *argv, const size_t *argvlen);

@@ -13,6 +13,7 @@
  * its replies are read and freed like any other, which keeps the
  * connection in step. */
 #include <stdarg.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "internal.h"
@@ -586,6 +587,29 @@ static void req_drop(req *r)
     }
 }
 
+static bool arg_is(const cio_redis_argv *cmd, int i, const char *word)
+{
+    size_t n = cmd->argvlen ? cmd->argvlen[i] : strlen(cmd->argv[i]);
+    return n == strlen(word) && strncasecmp(cmd->argv[i], word, n) == 0;
+}
+
+/* Commands that answer with other than one reply each (the subscribe
+ * family, MONITOR, CLIENT REPLY OFF/SKIP) would put the FIFO out of step:
+ * they are refused here (pub/sub has its own calls). */
+static bool breaks_fifo(const cio_redis_argv *cmd)
+{
+    static const char *const words[] = {
+        "SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
+        "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+        "MONITOR",     "SYNC",         "PSYNC",
+    };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (arg_is(cmd, 0, words[i]))
+            return true;
+    return cmd->argc >= 2 && arg_is(cmd, 0, "CLIENT") &&
+           arg_is(cmd, 1, "REPLY");
+}
+
 static int check_argv(const cio_redis_argv *cmds, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -594,6 +618,8 @@ static int check_argv(const cio_redis_argv *cmds, size_t n)
         for (int k = 0; k < cmds[i].argc; k++)
             if (cmds[i].argv[k] == NULL)
                 return -EINVAL;
+        if (breaks_fifo(&cmds[i]))
+            return -EINVAL;
     }
     return 0;
 }
