@@ -707,6 +707,37 @@ TEST_REALTIME(redis_server_restart_mid_use)
     ASSERT_OK(cio_redis_cmd(c, &r, "GET", "k2", NULL));
     ASSERT_STR_EQ("v2", r->str);
     cio_redis_reply_free(r);
+    /* A subscriber sees the failure once, then reconnects and subscribes
+     * again on its next wait. */
+    cio_redis *sub;
+    ASSERT_OK(cio_redis_connect(&sub, &cfg));
+    const char *chans[] = {"t:re"};
+    ASSERT_OK(cio_redis_subscribe(sub, 1, chans, false));
+    ASSERT_OK(stop_server(srv));
+    cio_redis_message *m;
+    /* The reset, or (when the idle check saw it first) the refused
+     * reconnect. */
+    rc = cio_redis_next_message(sub, &m, CIO_NEVER);
+    ASSERT_TRUE(rc == -ECONNRESET || rc == -ECONNREFUSED);
+    ASSERT_OK(start_server(&srv, bin, port));
+    rc = -ECONNREFUSED;
+    for (int i = 0; i < 250 && rc == -ECONNREFUSED; i++) {
+        rc = cio_redis_next_message(sub, &m, cio_deadline_after(CIO_MSEC));
+        if (rc == -ECONNREFUSED)
+            cio_sleep(20 * CIO_MSEC);
+    }
+    ASSERT_EQ(-ETIMEDOUT, rc); /* connected, subscribed, nothing yet */
+    long long receivers = 0;
+    for (int i = 0; i < 250 && receivers == 0; i++) {
+        ASSERT_OK(cio_redis_cmd(c, &r, "PUBLISH", "t:re", "back", NULL));
+        receivers = r->integer;
+        cio_redis_reply_free(r);
+    }
+    ASSERT_EQ(1, receivers);
+    ASSERT_OK(cio_redis_next_message(sub, &m, cio_deadline_after(CIO_SEC)));
+    ASSERT_STR_EQ("back", m->data);
+    cio_redis_message_free(m);
+    cio_redis_close(sub);
     cio_redis_close(c);
     /* no_reconnect: the connection stays down. */
     cfg.no_reconnect = true;

@@ -270,7 +270,9 @@ int cio_redis_unsubscribe(cio_redis *c, size_t n, const char *const *names,
  * in the connection for the next call); -ECANCELED; -ENOTCONN if not
  * subscribed; -EBUSY if another task is in a subscription call; the
  * connection's error (-ECONNRESET, CIO_EBADRESP...) once, after which the
- * next call reconnects and subscribes again. Suspends. */
+ * next call reconnects and subscribes again; the errors of
+ * cio_redis_connect when that fails. A connection found closed by the
+ * server before the wait is replaced at once. Suspends. */
 int cio_redis_next_message(cio_redis *c, cio_redis_message **msg,
                            int64_t deadline);
 
