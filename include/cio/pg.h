@@ -343,7 +343,8 @@ typedef struct cio_pg_pool_config {
     /* Sizes and times as in cio_pool_config (its callbacks are ignored). */
     size_t min_size, max_size;
     int64_t idle_timeout, max_lifetime, check_after, open_timeout;
-    bool reset_all; /* DISCARD ALL on every release */
+    int64_t close_timeout; /* bounds each reset on release; 0 = 5 s */
+    bool reset_all;        /* DISCARD ALL on every release */
 } cio_pg_pool_config;
 
 /* Create the pool (opens min_size connections in the background).
@@ -358,7 +359,10 @@ int cio_pg_pool_acquire(cio_pg_pool *p, cio_pg **conn);
 int cio_pg_pool_release(cio_pg_pool *p, cio_pg *conn);
 /* Counters of the underlying cio_pool. */
 int cio_pg_pool_stats(const cio_pg_pool *p, cio_pool_stats *out);
-/* Close the pool as cio_pool_close, then free it. Suspends. */
+/* Close the pool as cio_pool_close, then free it. When the wait for
+ * borrowed connections ends early (-ETIMEDOUT, -ECANCELED), each is
+ * closed as it is released, and the pool is freed with the last one.
+ * Suspends. */
 int cio_pg_pool_close(cio_pg_pool *p);
 
 #ifdef __cplusplus

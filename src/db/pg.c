@@ -1839,7 +1839,15 @@ struct cio_pg_pool {
     cio_pool *pool;
     char *conninfo;
     bool reset_all;
+    size_t borrowed;
+    bool abandoned; /* closed while borrowed: freed with the last release */
 };
+
+static void pg_pool_free(cio_pg_pool *p)
+{
+    cio__free(p->conninfo);
+    cio__free(p);
+}
 
 static int pool_open(void *ctx, void **conn)
 {
@@ -1920,6 +1928,7 @@ int cio_pg_pool_create(cio_pg_pool **out, const cio_pg_pool_config *cfg)
         .max_lifetime = cfg->max_lifetime,
         .check_after = cfg->check_after,
         .open_timeout = cfg->open_timeout,
+        .close_timeout = cfg->close_timeout,
         .open = pool_open,
         .close = pool_close,
         .check = pool_check,
@@ -1941,9 +1950,11 @@ int cio_pg_pool_acquire(cio_pg_pool *p, cio_pg **conn)
     if (p == NULL || conn == NULL)
         return -EINVAL;
     void *c;
-    int rc = cio_pool_acquire(p->pool, &c);
-    if (rc == 0)
+    int rc = p->abandoned ? CIO_ECLOSING : cio_pool_acquire(p->pool, &c);
+    if (rc == 0) {
+        p->borrowed++;
         *conn = c;
+    }
     return rc;
 }
 
@@ -1952,7 +1963,10 @@ int cio_pg_pool_release(cio_pg_pool *p, cio_pg *conn)
     if (p == NULL || conn == NULL)
         return -EINVAL;
     bool broken = !cio_pg_ok(conn) || conn->inside || conn->mode != ST_IDLE;
-    return cio_pool_release(p->pool, conn, broken);
+    int rc = cio_pool_release(p->pool, conn, broken);
+    if (rc == 0 && --p->borrowed == 0 && p->abandoned)
+        pg_pool_free(p);
+    return rc;
 }
 
 int cio_pg_pool_stats(const cio_pg_pool *p, cio_pool_stats *out)
@@ -1966,8 +1980,14 @@ int cio_pg_pool_close(cio_pg_pool *p)
 {
     if (p == NULL)
         return -EINVAL;
+    if (p->abandoned)
+        return -EINVAL;
     int rc = cio_pool_close(p->pool);
-    cio__free(p->conninfo);
-    cio__free(p);
+    /* Given up waiting for borrowed connections: the generic pool closes
+     * each as it comes back, through this wrapper. */
+    if (rc < 0 && p->borrowed > 0)
+        p->abandoned = true;
+    else
+        pg_pool_free(p);
     return rc;
 }
