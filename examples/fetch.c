@@ -28,8 +28,10 @@ static int fetch(cio_http_client *c, char **urls, int n)
     cio_http_fetch items[64];
     for (int i = 0; i < n && i < 64; i++)
         items[i] = (cio_http_fetch){.url = urls[i]};
-    cio_http_fetch_opts o = {.concurrency = 4, .timeout = 10 * CIO_SEC,
-                             .retries = 3, .backoff = 50 * CIO_MSEC};
+    cio_http_fetch_opts o = {.concurrency = 4,
+                             .timeout = 10 * CIO_SEC,
+                             .retries = 3,
+                             .backoff = 50 * CIO_MSEC};
     int failed = cio_http_fetch_all(c, items, (size_t)n, &o);
     if (failed < 0)
         return failed;
@@ -62,8 +64,7 @@ static int run(void *arg)
         goto out;
     cio_http_router_add(rt, "GET", "/flaky/{n}", flaky, calls);
     cio_addr_ip(&addr, "127.0.0.1", 0);
-    rc = cio_http_server_start(&srv, &addr, cio_http_router_handler, rt,
-                               NULL);
+    rc = cio_http_server_start(&srv, &addr, cio_http_router_handler, rt, NULL);
     if (rc == 0) {
         static char buf[6][64];
         char *urls[6];

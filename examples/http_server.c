@@ -56,8 +56,7 @@ static int run(void *arg)
     cio_http_server *srv;
     rc = cio_addr_ip(&a, "127.0.0.1", port);
     if (rc == 0)
-        rc = cio_http_server_start(&srv, &a, cio_http_router_handler, rt,
-                                   NULL);
+        rc = cio_http_server_start(&srv, &a, cio_http_router_handler, rt, NULL);
     if (rc < 0) {
         cio_http_router_free(rt);
         return rc;

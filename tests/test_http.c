@@ -149,7 +149,7 @@ static int curl(int port, const char *path, const char *extra, char *out,
 {
     char url[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    char *argv[12] = {"curl", "-s", "-S", "--max-time", "10", "-w",
+    char *argv[12] = {"curl",          "-s", "-S", "--max-time", "10", "-w",
                       "|%{http_code}", url};
     int i = 8;
     if (extra != NULL) {
@@ -280,8 +280,7 @@ TEST_REALTIME(http_expect_100_continue)
                         "\r\nExpect: 100-continue\r\n\r\n";
     ASSERT_OK(cio_stream_write(s, head, sizeof head - 1));
     char line[128];
-    ssize_t n = cio_stream_readuntil(s, line, sizeof line, "\r\n\r\n", 4,
-                                     NULL);
+    ssize_t n = cio_stream_readuntil(s, line, sizeof line, "\r\n\r\n", 4, NULL);
     ASSERT_EQ(25, n);
     ASSERT_TRUE(memcmp(line, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
     ASSERT_OK(cio_stream_write(s, "hello", 5));
@@ -300,9 +299,19 @@ TEST_REALTIME(http_expect_100_continue)
     big[sizeof big - 1] = '\0';
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", a.port);
-    char *argv[] = {"curl", "-s", "-S", "--data-binary", "@-", "-o",
-                    "/dev/null", "-w", "%{http_code} %{size_download}",
-                    "-H", "Expect: 100-continue", url, NULL};
+    char *argv[] = {"curl",
+                    "-s",
+                    "-S",
+                    "--data-binary",
+                    "@-",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code} %{size_download}",
+                    "-H",
+                    "Expect: 100-continue",
+                    url,
+                    NULL};
     ASSERT_EQ(0, hu_run(argv, big, out, sizeof out));
     ASSERT_STR_EQ("200 2099", out);
     app_stop(&a);
@@ -386,8 +395,7 @@ TEST(http_router_rejects_bad_patterns)
     ASSERT_EQ(-EINVAL, cio_http_router_add(rt, "GET", "/{a", h_hello, NULL));
     ASSERT_EQ(-EINVAL,
               cio_http_router_add(rt, "GET", "/{a...}/b", h_hello, NULL));
-    ASSERT_EQ(-EINVAL, cio_http_router_add(rt, "GET", "/x{a}", h_hello,
-                                           NULL));
+    ASSERT_EQ(-EINVAL, cio_http_router_add(rt, "GET", "/x{a}", h_hello, NULL));
     ASSERT_OK(cio_http_router_add(rt, "GET", "/{a}/{b...}", h_hello, NULL));
     cio_http_router_free(rt);
     return 0;
@@ -455,8 +463,8 @@ static void static_clean(const char *dir)
     rmdir(dir);
 }
 
-static int raw_get(int port, const char *target, const char *hdrs,
-                   char *buf, size_t size)
+static int raw_get(int port, const char *target, const char *hdrs, char *buf,
+                   size_t size)
 {
     char req[512];
     int n = snprintf(req, sizeof req,
@@ -484,15 +492,15 @@ TEST_REALTIME(http_static_files_ranges_and_etag)
     snprintf(hdr, sizeof hdr, "If-None-Match: %s\r\n", etag);
     ASSERT_EQ(304, raw_get(a.port, "/static/a.txt", hdr, buf, sizeof buf));
     ASSERT_TRUE(strstr(buf, "\r\n\r\n")[4] == '\0');
-    ASSERT_EQ(206, raw_get(a.port, "/static/a.txt", "Range: bytes=2-5\r\n",
-                           buf, sizeof buf));
+    ASSERT_EQ(206, raw_get(a.port, "/static/a.txt", "Range: bytes=2-5\r\n", buf,
+                           sizeof buf));
     ASSERT_TRUE(strstr(buf, "Content-Range: bytes 2-5/16") != NULL);
     ASSERT_TRUE(strstr(buf, "\r\n\r\n2345") != NULL);
-    ASSERT_EQ(206, raw_get(a.port, "/static/a.txt", "Range: bytes=-3\r\n",
-                           buf, sizeof buf));
+    ASSERT_EQ(206, raw_get(a.port, "/static/a.txt", "Range: bytes=-3\r\n", buf,
+                           sizeof buf));
     ASSERT_TRUE(strstr(buf, "\r\n\r\ndef") != NULL);
-    ASSERT_EQ(416, raw_get(a.port, "/static/a.txt", "Range: bytes=99-\r\n",
-                           buf, sizeof buf));
+    ASSERT_EQ(416, raw_get(a.port, "/static/a.txt", "Range: bytes=99-\r\n", buf,
+                           sizeof buf));
     ASSERT_TRUE(strstr(buf, "Content-Range: bytes */16") != NULL);
     ASSERT_EQ(200, raw_get(a.port, "/static/sub/", NULL, buf, sizeof buf));
     ASSERT_TRUE(strstr(buf, "<p>index</p>") != NULL);
@@ -616,8 +624,7 @@ static int slow_client(void *arg)
 {
     inflight *f = arg;
     const char req[] = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
-    f->n = hu_raw(f->port, req, sizeof req - 1, f->buf, sizeof f->buf,
-                  5000);
+    f->n = hu_raw(f->port, req, sizeof req - 1, f->buf, sizeof f->buf, 5000);
     return 0;
 }
 
@@ -631,8 +638,8 @@ TEST_REALTIME(http_graceful_shutdown_finishes_inflight)
     const char r1[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     ASSERT_OK(cio_stream_write(idle, r1, sizeof r1 - 1));
     char buf[512];
-    ASSERT_TRUE(cio_stream_readuntil(idle, buf, sizeof buf, "World!", 6,
-                                     NULL) > 0);
+    ASSERT_TRUE(cio_stream_readuntil(idle, buf, sizeof buf, "World!", 6, NULL) >
+                0);
     inflight f = {.port = a.port};
     cio_task *t;
     ASSERT_OK(cio_spawn(&t, slow_client, &f));
@@ -689,8 +696,7 @@ TEST_REALTIME(http_idle_keepalive_timeout_closes)
 TEST_REALTIME(http_body_limit_and_timeout)
 {
     app a;
-    cio_http_server_opts o = {.max_body = 100,
-                              .body_timeout = 100 * CIO_MSEC};
+    cio_http_server_opts o = {.max_body = 100, .body_timeout = 100 * CIO_MSEC};
     ASSERT_OK(app_start(&a, &o));
     char buf[1024];
     const char big[] = "POST /echo HTTP/1.1\r\nHost: x\r\n"
@@ -708,8 +714,7 @@ TEST_REALTIME(http_body_limit_and_timeout)
     /* A body that stops coming: 408. */
     const char stall[] = "POST /body HTTP/1.1\r\nHost: x\r\n"
                          "Content-Length: 10\r\n\r\nabc";
-    ASSERT_OK(hu_raw(a.port, stall, sizeof stall - 1, buf, sizeof buf,
-                     5000));
+    ASSERT_OK(hu_raw(a.port, stall, sizeof stall - 1, buf, sizeof buf, 5000));
     ASSERT_EQ(408, hu_status(buf));
     app_stop(&a);
     return 0;

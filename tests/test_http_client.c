@@ -67,16 +67,15 @@ static int h_method(cio_http_req *r, cio_http_writer *w, void *arg)
     if (rc < 0)
         return rc;
     char b[128];
-    int n = snprintf(b, sizeof b, "%s %zu %.40s", cio_http_req_method(r),
-                     len, d);
+    int n =
+        snprintf(b, sizeof b, "%s %zu %.40s", cio_http_req_method(r), len, d);
     return cio_http_send(w, 200, "text/plain", b, (size_t)n);
 }
 
 static int gzip_buf(const char *in, size_t n, char *out, size_t size)
 {
     z_stream z = {0};
-    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return -1;
     z.next_in = (Bytef *)in;
     z.avail_in = (uInt)n;
@@ -439,10 +438,10 @@ TEST_REALTIME(http_client_errors)
     ASSERT_EQ(-EPROTONOSUPPORT, cio_http_get(c, &r, "ftp://127.0.0.1/"));
     cio_http_header bad = {"X-A", "1\r\nX-Injected: 1"};
     cio_http_req_opts o = {.headers = &bad, .nheaders = 1};
-    ASSERT_EQ(-EINVAL, cio_http_request(c, &r, "GET", "http://127.0.0.1:1/",
-                                        &o));
-    ASSERT_EQ(-EINVAL, cio_http_request(c, &r, "G T", "http://127.0.0.1/",
-                                        NULL));
+    ASSERT_EQ(-EINVAL,
+              cio_http_request(c, &r, "GET", "http://127.0.0.1:1/", &o));
+    ASSERT_EQ(-EINVAL,
+              cio_http_request(c, &r, "G T", "http://127.0.0.1/", NULL));
     /* Nothing listens on a port just released. */
     int fd;
     cio_addr a;
@@ -500,19 +499,24 @@ TEST_REALTIME(http_client_malformed_responses)
 {
     cio_http_response *r;
     ASSERT_EQ(CIO_EHTTP, raw_get("HTTP/1.1 200 OK\r\nContent-Length: x\r\n"
-                                 "\r\n", &r));
+                                 "\r\n",
+                                 &r));
     ASSERT_EQ(CIO_EHTTP, raw_get("HTTP/1.1 abc OK\r\n\r\n", &r));
     ASSERT_EQ(CIO_EHTTP, raw_get("garbage\r\n\r\n", &r));
     ASSERT_EQ(CIO_EHTTP, raw_get("HTTP/1.1 200 OK\r\nTransfer-Encoding: "
-                                 "chunked\r\n\r\nzz\r\n", &r));
+                                 "chunked\r\n\r\nzz\r\n",
+                                 &r));
     ASSERT_EQ(CIO_EOF, raw_get("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n"
-                               "\r\nabc", &r));
+                               "\r\nabc",
+                               &r));
     ASSERT_EQ(CIO_EOF, raw_get("", &r));
     ASSERT_EQ(CIO_EHTTP, raw_get("HTTP/1.1 200 OK\r\nContent-Encoding: gzip"
-                                 "\r\nContent-Length: 4\r\n\r\nnope", &r));
+                                 "\r\nContent-Length: 4\r\n\r\nnope",
+                                 &r));
     /* Interim 1xx responses are skipped; a body ended by close is fine. */
     ASSERT_EQ(200, raw_get("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"
-                           "\r\nConnection: close\r\n\r\nuntil close", &r));
+                           "\r\nConnection: close\r\n\r\nuntil close",
+                           &r));
     return 0;
 }
 
@@ -531,8 +535,8 @@ TEST_REALTIME(http_fetch_all_retries_and_keeps_order)
         items[i] = (cio_http_fetch){.url = urls[i]};
     }
     snprintf(urls[5], sizeof urls[5], "%s/nothing-here", s.base);
-    cio_http_fetch_opts o = {.concurrency = 3, .retries = 3,
-                             .backoff = 10 * CIO_MSEC};
+    cio_http_fetch_opts o = {
+        .concurrency = 3, .retries = 3, .backoff = 10 * CIO_MSEC};
     ASSERT_EQ(0, cio_http_fetch_all(c, items, 6, &o));
     for (int i = 0; i < 5; i++) {
         char want[16];
@@ -602,8 +606,8 @@ TEST_REALTIME(http_fetch_all_timeout_per_attempt)
     char url[128];
     snprintf(url, sizeof url, "%s/slowhead", s.base);
     cio_http_fetch it = {.url = url};
-    cio_http_fetch_opts o = {.timeout = 30 * CIO_MSEC, .retries = 2,
-                             .backoff = 5 * CIO_MSEC};
+    cio_http_fetch_opts o = {
+        .timeout = 30 * CIO_MSEC, .retries = 2, .backoff = 5 * CIO_MSEC};
     int64_t t0 = cio_now();
     ASSERT_EQ(1, cio_http_fetch_all(c, &it, 1, &o));
     ASSERT_EQ(-ETIMEDOUT, it.result);
@@ -638,8 +642,8 @@ TEST_REALTIME(http_client_against_python_http_server)
     cio_close(lfd);
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
-    char *argv[] = {"python3", "-m", "http.server", ps, "--bind",
-                    "127.0.0.1", "--directory", dir, NULL};
+    char *argv[] = {"python3",   "-m",          "http.server", ps,  "--bind",
+                    "127.0.0.1", "--directory", dir,           NULL};
     cio_process_opts po = {.stdout_mode = CIO_PROC_DEVNULL,
                            .stderr_mode = CIO_PROC_DEVNULL};
     cio_process *p;

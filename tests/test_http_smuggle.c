@@ -26,41 +26,44 @@ static const struct {
     const char *req;
     int status;
 } cases[] = {
-    {"both CL and TE", "POST / HTTP/1.1\r\n" H CL(4) TE("chunked") "\r\n"
-                       "0\r\n\r\n", 400},
-    {"TE then CL", "POST / HTTP/1.1\r\n" H TE("chunked") CL(4) "\r\n"
-                   "0\r\n\r\n", 400},
+    {"both CL and TE",
+     "POST / HTTP/1.1\r\n" H CL(4) TE("chunked") "\r\n0\r\n\r\n", 400},
+    {"TE then CL", "POST / HTTP/1.1\r\n" H TE("chunked") CL(4) "\r\n0\r\n\r\n",
+     400},
     {"duplicate CL", "POST / HTTP/1.1\r\n" H CL(3) CL(3) "\r\nabc", 400},
     {"conflicting CL", "POST / HTTP/1.1\r\n" H CL(3) CL(4) "\r\nabcd", 400},
-    {"CL list", "POST / HTTP/1.1\r\n" H "Content-Length: 3, 3\r\n\r\nabc",
-     400},
+    {"CL list", "POST / HTTP/1.1\r\n" H "Content-Length: 3, 3\r\n\r\nabc", 400},
     {"negative CL", "POST / HTTP/1.1\r\n" H CL(-1) "\r\n", 400},
     {"CL with plus", "POST / HTTP/1.1\r\n" H CL(+3) "\r\nabc", 400},
     {"CL hex", "POST / HTTP/1.1\r\n" H CL(0x3) "\r\nabc", 400},
-    {"CL overflow", "POST / HTTP/1.1\r\n" H
-                    "Content-Length: 99999999999999999999999\r\n\r\n", 400},
-    {"CL absurd", "POST / HTTP/1.1\r\n" H
-                  "Content-Length: 9999999999999\r\n\r\n", 413},
-    {"TE not chunked last", "POST / HTTP/1.1\r\n" H
-                            TE("chunked, gzip") "\r\n", 400},
+    {"CL overflow",
+     "POST / HTTP/1.1\r\n" H "Content-Length: 99999999999999999999999\r\n\r\n",
+     400},
+    {"CL absurd",
+     "POST / HTTP/1.1\r\n" H "Content-Length: 9999999999999\r\n\r\n", 413},
+    {"TE not chunked last", "POST / HTTP/1.1\r\n" H TE("chunked, gzip") "\r\n",
+     400},
     {"TE unknown", "POST / HTTP/1.1\r\n" H TE("identity") "\r\n", 400},
-    {"TE with space name", "POST / HTTP/1.1\r\n" H
-                           "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    {"TE with space name",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
      400},
-    {"TE obs-fold", "POST / HTTP/1.1\r\n" H "Transfer-Encoding:\r\n"
-                    " chunked\r\n\r\n0\r\n\r\n", 400},
-    {"bad chunk size", "POST / HTTP/1.1\r\n" H TE("chunked") "\r\n"
-                       "zz\r\nabc\r\n0\r\n\r\n", 400},
-    {"chunk size overflow", "POST / HTTP/1.1\r\n" H TE("chunked") "\r\n"
-                            "fffffffffffffffff\r\na\r\n0\r\n\r\n", 400},
-    {"chunk data too long", "POST / HTTP/1.1\r\n" H TE("chunked") "\r\n"
-                            "3\r\nabcdef\r\n0\r\n\r\n", 400},
-    {"chunk size with space", "POST / HTTP/1.1\r\n" H TE("chunked") "\r\n"
-                              "3 x\r\nabc\r\n0\r\n\r\n", 400},
-    {"chunk LF only", "POST / HTTP/1.1\r\n" H TE("chunked") "\r\n"
-                      "3\nabc\n0\n\n", 400},
-    {"NUL in header value", "GET / HTTP/1.1\r\n" H "X-A: a\0b\r\n\r\n",
+    {"TE obs-fold",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding:\r\n"
+     " chunked\r\n\r\n0\r\n\r\n",
      400},
+    {"bad chunk size",
+     "POST / HTTP/1.1\r\n" H TE("chunked") "\r\nzz\r\nabc\r\n0\r\n\r\n", 400},
+    {"chunk size overflow",
+     "POST / HTTP/1.1\r\n" H TE(
+         "chunked") "\r\nfffffffffffffffff\r\na\r\n0\r\n\r\n",
+     400},
+    {"chunk data too long",
+     "POST / HTTP/1.1\r\n" H TE("chunked") "\r\n3\r\nabcdef\r\n0\r\n\r\n", 400},
+    {"chunk size with space",
+     "POST / HTTP/1.1\r\n" H TE("chunked") "\r\n3 x\r\nabc\r\n0\r\n\r\n", 400},
+    {"chunk LF only", "POST / HTTP/1.1\r\n" H TE("chunked") "\r\n3\nabc\n0\n\n",
+     400},
+    {"NUL in header value", "GET / HTTP/1.1\r\n" H "X-A: a\0b\r\n\r\n", 400},
     {"CR in header value", "GET / HTTP/1.1\r\n" H "X-A: a\rb\r\n\r\n", 400},
     {"bad header name", "GET / HTTP/1.1\r\n" H "X(A): b\r\n\r\n", 400},
     {"space before colon", "GET / HTTP/1.1\r\n" H "X-A : b\r\n\r\n", 400},
@@ -79,17 +82,21 @@ static const struct {
     {"bad escape", "GET /%zz HTTP/1.1\r\n" H "\r\n", 400},
     {"NUL escape", "GET /a%00 HTTP/1.1\r\n" H "\r\n", 400},
     {"control char target", "GET /\x01 HTTP/1.1\r\n" H "\r\n", 400},
-    {"TE twice", "POST / HTTP/1.1\r\n" H TE("chunked") TE("chunked") "\r\n"
-                 "0\r\n\r\n", 400},
-    {"TE chunked in 1.0", "POST / HTTP/1.0\r\n" TE("chunked") "\r\n"
-                          "0\r\n\r\n", 400},
-    {"upgrade not served", "GET / HTTP/1.1\r\n" H "Connection: Upgrade\r\n"
-                           "Upgrade: websocket\r\n\r\n", 200},
-    {"upgrade with body", "POST / HTTP/1.1\r\n" H "Connection: Upgrade\r\n"
-                          "Upgrade: x\r\n" CL(3) "\r\nabc", 200},
+    {"TE twice",
+     "POST / HTTP/1.1\r\n" H TE("chunked") TE("chunked") "\r\n0\r\n\r\n", 400},
+    {"TE chunked in 1.0", "POST / HTTP/1.0\r\n" TE("chunked") "\r\n0\r\n\r\n",
+     400},
+    {"upgrade not served",
+     "GET / HTTP/1.1\r\n" H "Connection: Upgrade\r\n"
+     "Upgrade: websocket\r\n\r\n",
+     200},
+    {"upgrade with body",
+     "POST / HTTP/1.1\r\n" H "Connection: Upgrade\r\n"
+     "Upgrade: x\r\n" CL(3) "\r\nabc",
+     200},
     {"CONNECT", "CONNECT x:443 HTTP/1.1\r\n" H "\r\n", 501},
-    {"Expect unknown", "POST / HTTP/1.1\r\n" H CL(1)
-                       "Expect: 200-ok\r\n\r\na", 417},
+    {"Expect unknown", "POST / HTTP/1.1\r\n" H CL(1) "Expect: 200-ok\r\n\r\na",
+     417},
     {"head too big", NULL, 431},
     {"too many headers", NULL, 431},
     {"target too long", NULL, 414},
@@ -149,8 +156,9 @@ TEST_REALTIME(http_smuggling_table)
         int reached = served - before;
         if (st != cases[i].status || !closed || reached != 0 ||
             hu_count(buf, "HTTP/1.1 ") != 1) {
-            fprintf(stderr, "  case '%s': status %d (want %d), close %d, "
-                            "handler ran %d, responses %d\n",
+            fprintf(stderr,
+                    "  case '%s': status %d (want %d), close %d, "
+                    "handler ran %d, responses %d\n",
                     cases[i].name, st, cases[i].status, closed, reached,
                     hu_count(buf, "HTTP/1.1 "));
             bad++;
@@ -174,8 +182,9 @@ TEST_REALTIME(http_valid_edge_cases_accepted)
         "GET / HTTP/1.0\r\n\r\n",
         "GET http://x/abs?q HTTP/1.1\r\n" H "Connection: close\r\n\r\n",
         "POST / HTTP/1.1\r\n" H CL(0) "Connection: close\r\n\r\n",
-        "POST / HTTP/1.1\r\n" H TE("chunked") "Connection: close\r\n\r\n"
-        "3;ext=1\r\nabc\r\n0\r\nTrailer: x\r\n\r\n",
+        "POST / HTTP/1.1\r\n" H TE(
+            "chunked") "Connection: close\r\n\r\n"
+                       "3;ext=1\r\nabc\r\n0\r\nTrailer: x\r\n\r\n",
         "OPTIONS * HTTP/1.1\r\n" H "Connection: close\r\n\r\n",
         "GET / HTTP/1.1\r\n" H "X-Empty:\r\nConnection: close\r\n\r\n",
     };

@@ -38,8 +38,8 @@ static inline int hu_port(cio_http_server *s)
 
 /* Send `req` raw and read until the server closes or `ms` pass; the reply
  * (NUL-terminated) goes in `buf`. Returns its length or an error. */
-static inline ssize_t hu_raw(int port, const void *req, size_t len,
-                             char *buf, size_t size, int64_t ms)
+static inline ssize_t hu_raw(int port, const void *req, size_t len, char *buf,
+                             size_t size, int64_t ms)
 {
     cio_stream *s;
     int rc = cio_open_connection(&s, "127.0.0.1", port, NULL);
@@ -93,8 +93,10 @@ static inline int hu_run(char *const argv[], const char *in, char *out,
     int rc = cio_process_spawn(&p, argv[0], argv, &o);
     if (rc < 0)
         return rc;
-    cio_process_io io = {.in = in, .in_len = in ? strlen(in) : 0,
-                         .out = out, .out_size = size - 1};
+    cio_process_io io = {.in = in,
+                         .in_len = in ? strlen(in) : 0,
+                         .out = out,
+                         .out_size = size - 1};
     int status = 0;
     rc = cio_process_communicate(p, &io, &status);
     cio_process_free(p);

@@ -38,8 +38,7 @@ static int start_server(cio_http_server **s)
 {
     int rc = cio_http_router_new(&router_of_last);
     if (rc == 0)
-        rc = cio_http_router_add(router_of_last, "GET", "/ws", ws_echo,
-                                 NULL);
+        rc = cio_http_router_add(router_of_last, "GET", "/ws", ws_echo, NULL);
     if (rc == 0)
         rc = hu_start(s, cio_http_router_handler, router_of_last, NULL);
     return rc;
@@ -109,8 +108,7 @@ TEST_REALTIME(ws_handshake_refusals)
     const char badkey[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket"
                           "\r\nConnection: Upgrade\r\nSec-WebSocket-Version:"
                           " 13\r\nSec-WebSocket-Key: short\r\n\r\n";
-    ASSERT_OK(hu_raw(port, badkey, sizeof badkey - 1, buf, sizeof buf,
-                     3000));
+    ASSERT_OK(hu_raw(port, badkey, sizeof badkey - 1, buf, sizeof buf, 3000));
     ASSERT_EQ(400, hu_status(buf));
     /* The RFC's own example key and answer, and the protocol chosen. */
     const char good[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
@@ -143,8 +141,8 @@ static int close_code_for(int port, const char *frames, size_t n)
     memcpy(req, upgrade, sizeof upgrade - 1);
     memcpy(req + sizeof upgrade - 1, frames, n);
     static char buf[4096];
-    ssize_t got = hu_raw(port, req, sizeof upgrade - 1 + n, buf, sizeof buf,
-                         3000);
+    ssize_t got =
+        hu_raw(port, req, sizeof upgrade - 1 + n, buf, sizeof buf, 3000);
     if (got < 0)
         return (int)got;
     char *p = strstr(buf, "\r\n\r\n");
@@ -176,8 +174,8 @@ TEST_REALTIME(ws_protocol_violations_close_with_the_right_code)
         {"fragmented ping", "\x09\x80\0\0\0\0", 6, 1002},
         {"long control frame", "\x89\xfe\0\x7e\0\0\0\0", 8, 1002},
         {"continuation first", "\x80\x80\0\0\0\0", 6, 1002},
-        {"new message mid-fragments", "\x01\x80\0\0\0\0\x81\x80\0\0\0\0",
-         12, 1002},
+        {"new message mid-fragments", "\x01\x80\0\0\0\0\x81\x80\0\0\0\0", 12,
+         1002},
         {"bad UTF-8", "\x81\x82\0\0\0\0\xc3\x28", 8, 1007},
         {"surrogate in UTF-8", "\x81\x83\0\0\0\0\xed\xa0\x80", 9, 1007},
         {"non-minimal length", "\x82\xfe\0\x05\0\0\0\0hello", 13, 1002},
@@ -211,8 +209,12 @@ TEST_REALTIME(ws_node_client_against_cio_server)
     ASSERT_OK(start_server(&s));
     char url[64];
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/ws", hu_port(s));
-    char *argv[] = {"node", "--no-warnings", "--experimental-websocket",
-                    (char *)hu_peer("ws_client.js"), url, NULL};
+    char *argv[] = {"node",
+                    "--no-warnings",
+                    "--experimental-websocket",
+                    (char *)hu_peer("ws_client.js"),
+                    url,
+                    NULL};
     char out[512];
     ASSERT_EQ(0, hu_run(argv, NULL, out, sizeof out));
     ASSERT_STR_EQ("text:héllo wörld|bin:0,1,2,255|text:70000\n"
@@ -230,8 +232,8 @@ TEST_REALTIME(ws_cio_client_against_node_server)
     cio_process *p;
     ASSERT_OK(cio_process_spawn(&p, "node", argv, &po));
     char line[32];
-    ssize_t n = cio_stream_readline(cio_process_stdout(p), line,
-                                    sizeof line - 1);
+    ssize_t n =
+        cio_stream_readline(cio_process_stdout(p), line, sizeof line - 1);
     ASSERT_TRUE(n > 0);
     line[n] = '\0';
     char url[64];

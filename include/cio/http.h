@@ -78,17 +78,17 @@ typedef int (*cio_http_handler)(cio_http_req *req, cio_http_writer *w,
                                 void *arg);
 
 typedef struct cio_http_server_opts {
-    size_t max_head;      /* request line + headers, bytes; 0: 16 KiB */
-    size_t max_headers;   /* header count; 0: 100 */
-    size_t max_body;      /* request body, bytes; 0: 8 MiB (413 above) */
-    int64_t idle_timeout; /* keep-alive wait for the next request; 0: 60 s */
-    int64_t head_timeout; /* first byte to end of head; 0: 10 s (408) */
-    int64_t body_timeout; /* each wait for body bytes; 0: 30 s (408) */
+    size_t max_head;       /* request line + headers, bytes; 0: 16 KiB */
+    size_t max_headers;    /* header count; 0: 100 */
+    size_t max_body;       /* request body, bytes; 0: 8 MiB (413 above) */
+    int64_t idle_timeout;  /* keep-alive wait for the next request; 0: 60 s */
+    int64_t head_timeout;  /* first byte to end of head; 0: 10 s (408) */
+    int64_t body_timeout;  /* each wait for body bytes; 0: 30 s (408) */
     int64_t write_timeout; /* each wait to send; 0: 30 s */
-    size_t max_conns;     /* connections at once; 0: no limit */
-    int backlog;          /* listen backlog; 0: SOMAXCONN */
+    size_t max_conns;      /* connections at once; 0: no limit */
+    int backlog;           /* listen backlog; 0: SOMAXCONN */
     unsigned listen_flags; /* CIO_REUSEPORT, ... (cio_listen) */
-    const char *server;   /* Server header value; NULL: none */
+    const char *server;    /* Server header value; NULL: none */
     /* Serve HTTPS with this server context (cio_tls_server_ctx_new),
      * borrowed: free it after closing the server. The handshake must
      * finish within head_timeout. NULL: plain HTTP. */
@@ -138,8 +138,8 @@ const char *cio_http_req_header(const cio_http_req *r, const char *name);
 /* Header count, and header `i` (0-based, in arrival order): 0 and the
  * pointers, or -EINVAL out of range. */
 size_t cio_http_req_header_count(const cio_http_req *r);
-int cio_http_req_header_at(const cio_http_req *r, size_t i,
-                           const char **name, const char **value);
+int cio_http_req_header_at(const cio_http_req *r, size_t i, const char **name,
+                           const char **value);
 /* A route parameter (`{id}` in the router's pattern), percent-decoded;
  * NULL when there is none of that name. */
 const char *cio_http_req_param(const cio_http_req *r, const char *name);
@@ -242,8 +242,7 @@ int cio_http_router_add(cio_http_router *rt, const char *method,
 
 /* Add a middleware; the first added is the outermost. 0, -EINVAL,
  * -ENOMEM. Does not suspend. */
-int cio_http_router_use(cio_http_router *rt, cio_http_middleware fn,
-                        void *arg);
+int cio_http_router_use(cio_http_router *rt, cio_http_middleware fn, void *arg);
 
 /* The handler to give cio_http_server_start with the router as `arg`. */
 int cio_http_router_handler(cio_http_req *r, cio_http_writer *w, void *rt);
@@ -283,19 +282,19 @@ typedef struct cio_http_client cio_http_client;
 typedef struct cio_http_response cio_http_response;
 
 typedef struct cio_http_client_opts {
-    size_t max_per_host;     /* connections per host:port; 0: 8 */
-    size_t max_total;        /* connections in all; 0: 64 */
-    int64_t idle_timeout;    /* close pooled connections idle this long;
-                              * 0: 30 s */
-    int64_t connect_timeout; /* 0: 10 s */
-    int64_t head_timeout;    /* request sent to response head; 0: 30 s */
-    int64_t body_timeout;    /* the whole body; 0: 60 s */
-    int64_t timeout;         /* whole call, redirects included; 0: none */
-    int max_redirects;       /* 0: 10; -1: do not follow */
+    size_t max_per_host;          /* connections per host:port; 0: 8 */
+    size_t max_total;             /* connections in all; 0: 64 */
+    int64_t idle_timeout;         /* close pooled connections idle this long;
+                                   * 0: 30 s */
+    int64_t connect_timeout;      /* 0: 10 s */
+    int64_t head_timeout;         /* request sent to response head; 0: 30 s */
+    int64_t body_timeout;         /* the whole body; 0: 60 s */
+    int64_t timeout;              /* whole call, redirects included; 0: none */
+    int max_redirects;            /* 0: 10; -1: do not follow */
     bool allow_insecure_redirect; /* follow https -> http */
-    bool no_decompress;      /* keep gzip/deflate bodies as sent */
-    size_t max_body;         /* buffered bodies; 0: 64 MiB */
-    size_t max_head;         /* response head; 0: 64 KiB */
+    bool no_decompress;           /* keep gzip/deflate bodies as sent */
+    size_t max_body;              /* buffered bodies; 0: 64 MiB */
+    size_t max_head;              /* response head; 0: 64 KiB */
     /* The client context for https:// (borrowed: free it after the
      * client). NULL: a default context made at the first https request. */
     cio_tls_ctx *tls;
@@ -354,12 +353,10 @@ int cio_http_request(cio_http_client *c, cio_http_response **out,
                      const cio_http_req_opts *opts);
 
 /* GET `url`, body buffered. As cio_http_request. Suspends. */
-int cio_http_get(cio_http_client *c, cio_http_response **out,
-                 const char *url);
+int cio_http_get(cio_http_client *c, cio_http_response **out, const char *url);
 /* POST `body` as `content_type` (NULL: none). Suspends. */
-int cio_http_post(cio_http_client *c, cio_http_response **out,
-                  const char *url, const char *content_type,
-                  const void *body, size_t len);
+int cio_http_post(cio_http_client *c, cio_http_response **out, const char *url,
+                  const char *content_type, const void *body, size_t len);
 
 /* The status code; the final URL (after redirects). */
 int cio_http_response_status(const cio_http_response *r);
@@ -390,20 +387,20 @@ void cio_http_response_free(cio_http_response *r);
 
 /* One URL for cio_http_fetch_all and what became of it. */
 typedef struct cio_http_fetch {
-    const char *url;  /* in */
-    int result;       /* out: 0 or the last error (a negative code) */
-    int status;       /* out: last HTTP status, 0 when none */
-    int attempts;     /* out: requests made */
-    char *body;       /* out: the body (NUL-terminated), or NULL */
-    size_t body_len;  /* out */
+    const char *url; /* in */
+    int result;      /* out: 0 or the last error (a negative code) */
+    int status;      /* out: last HTTP status, 0 when none */
+    int attempts;    /* out: requests made */
+    char *body;      /* out: the body (NUL-terminated), or NULL */
+    size_t body_len; /* out */
 } cio_http_fetch;
 
 typedef struct cio_http_fetch_opts {
-    size_t concurrency;   /* requests in flight; 0: 8 */
-    int64_t timeout;      /* per attempt; 0: 30 s */
-    int retries;          /* retries after the first attempt; 0: none */
-    int64_t backoff;      /* first backoff; 0: 100 ms; doubles per retry */
-    int64_t backoff_max;  /* 0: 10 s */
+    size_t concurrency;  /* requests in flight; 0: 8 */
+    int64_t timeout;     /* per attempt; 0: 30 s */
+    int retries;         /* retries after the first attempt; 0: none */
+    int64_t backoff;     /* first backoff; 0: 100 ms; doubles per retry */
+    int64_t backoff_max; /* 0: 10 s */
 } cio_http_fetch_opts;
 
 /* GET every `items[i].url` with at most `concurrency` in flight (asyncio

@@ -34,8 +34,8 @@ typedef struct cio_ws cio_ws;
 #define CIO_WS_GOING_AWAY 1001
 #define CIO_WS_PROTOCOL_ERROR 1002
 #define CIO_WS_UNSUPPORTED 1003
-#define CIO_WS_NO_STATUS 1005   /* received: the close frame had no code */
-#define CIO_WS_ABNORMAL 1006    /* received: no close frame at all */
+#define CIO_WS_NO_STATUS 1005 /* received: the close frame had no code */
+#define CIO_WS_ABNORMAL 1006  /* received: no close frame at all */
 #define CIO_WS_INVALID_DATA 1007
 #define CIO_WS_POLICY 1008
 #define CIO_WS_TOO_BIG 1009

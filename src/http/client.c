@@ -78,8 +78,7 @@ struct cio_http_response {
 
 /* ---- Client and pool ----------------------------------------------------- */
 
-int cio_http_client_new(cio_http_client **out,
-                        const cio_http_client_opts *opts)
+int cio_http_client_new(cio_http_client **out, const cio_http_client_opts *opts)
 {
     if (out == NULL)
         return -EINVAL;
@@ -212,8 +211,7 @@ static int open_stream(cio_http_client *c, hostpool *hp, cio_stream **s)
 static int connect_op(cio_http_client *c, hostpool *hp, cio_stream **s)
 {
     cio_scope sc;
-    int rc = cio_scope_enter(&sc, cio_deadline_after(c->o.connect_timeout),
-                             0);
+    int rc = cio_scope_enter(&sc, cio_deadline_after(c->o.connect_timeout), 0);
     if (rc < 0)
         return rc;
     rc = open_stream(c, hp, s);
@@ -548,9 +546,9 @@ static int build_head(hbuf *b, const char *method, const http_url *u,
         rc = cio__hbuf_adds(b, "Accept-Encoding: gzip, deflate\r\n");
     if (rc == 0 && o->body_fn)
         rc = cio__hbuf_adds(b, "Transfer-Encoding: chunked\r\n");
-    else if (rc == 0 && (o->body_len || strcmp(method, "POST") == 0 ||
-                         strcmp(method, "PUT") == 0 ||
-                         strcmp(method, "PATCH") == 0))
+    else if (rc == 0 &&
+             (o->body_len || strcmp(method, "POST") == 0 ||
+              strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0))
         rc = cio__hbuf_addf(b, "Content-Length: %zu\r\n", o->body_len);
     if (rc == 0)
         rc = cio__hbuf_adds(b, "\r\n");
@@ -592,8 +590,8 @@ static int send_streamed_body(cio_stream *s, const cio_http_req_opts *o)
 }
 
 /* Send the request and read the response head on `r->conn`. */
-static int exchange(cio_http_response *r, const char *method,
-                    const http_url *u, const cio_http_req_opts *o)
+static int exchange(cio_http_response *r, const char *method, const http_url *u,
+                    const cio_http_req_opts *o)
 {
     hbuf head = {0};
     int rc = build_head(&head, method, u, o);
@@ -616,8 +614,7 @@ static int timed_exchange(cio_http_response *r, const char *method,
                           const http_url *u, const cio_http_req_opts *o)
 {
     cio_scope sc;
-    int rc = cio_scope_enter(
-        &sc, cio_deadline_after(r->c->o.head_timeout), 0);
+    int rc = cio_scope_enter(&sc, cio_deadline_after(r->c->o.head_timeout), 0);
     if (rc < 0)
         return rc;
     rc = exchange(r, method, u, o);
@@ -684,8 +681,8 @@ static int hop(cio_http_client *c, cio_http_response *r, const char *method,
 
 static int is_redirect(int status)
 {
-    return status == 301 || status == 302 || status == 303 ||
-           status == 307 || status == 308;
+    return status == 301 || status == 302 || status == 303 || status == 307 ||
+           status == 308;
 }
 
 static void response_clear(cio_http_response *r)
@@ -702,9 +699,8 @@ static void response_clear(cio_http_response *r)
 }
 
 /* Follow redirects from `url`; r holds the final response. */
-static int follow(cio_http_client *c, cio_http_response *r,
-                  const char *method, const char *url,
-                  const cio_http_req_opts *o)
+static int follow(cio_http_client *c, cio_http_response *r, const char *method,
+                  const char *url, const cio_http_req_opts *o)
 {
     cio_http_req_opts cur = *o;
     char *cur_url = cio__strdup(url);
@@ -717,10 +713,10 @@ static int follow(cio_http_client *c, cio_http_response *r,
         if (rc < 0)
             break;
         rc = hop(c, r, method, &u, &cur);
-        const char *loc = rc == 0 && c->o.max_redirects >= 0 &&
-                                  is_redirect(r->status)
-                              ? cio__hlist_get(&r->hdr, "location")
-                              : NULL;
+        const char *loc =
+            rc == 0 && c->o.max_redirects >= 0 && is_redirect(r->status)
+                ? cio__hlist_get(&r->hdr, "location")
+                : NULL;
         bool keep_method = r->status == 307 || r->status == 308;
         if (loc == NULL || (keep_method && cur.body_fn)) {
             cio__http_url_free(&u);
@@ -804,15 +800,13 @@ int cio_http_request(cio_http_client *c, cio_http_response **out,
     return 0;
 }
 
-int cio_http_get(cio_http_client *c, cio_http_response **out,
-                 const char *url)
+int cio_http_get(cio_http_client *c, cio_http_response **out, const char *url)
 {
     return cio_http_request(c, out, "GET", url, NULL);
 }
 
-int cio_http_post(cio_http_client *c, cio_http_response **out,
-                  const char *url, const char *content_type,
-                  const void *body, size_t len)
+int cio_http_post(cio_http_client *c, cio_http_response **out, const char *url,
+                  const char *content_type, const void *body, size_t len)
 {
     cio_http_header h = {"Content-Type", content_type};
     cio_http_req_opts o = {.headers = content_type ? &h : NULL,

@@ -78,8 +78,8 @@ static int run_job(void *arg)
             break;
         /* Equal jitter: half the backoff fixed, half random. */
         int64_t half = b / 2;
-        int64_t wait = half + (int64_t)(next_rand(&j->seed) %
-                                        (uint64_t)(half + 1));
+        int64_t wait =
+            half + (int64_t)(next_rand(&j->seed) % (uint64_t)(half + 1));
         int sr = cio_sleep(wait);
         if (sr < 0) {
             rc = sr;
@@ -99,8 +99,7 @@ int cio_http_fetch_all(cio_http_client *c, cio_http_fetch *items, size_t n,
     cio_http_fetch_opts o = {0};
     if (opts)
         o = *opts;
-    if (o.retries < 0 || o.timeout < 0 || o.backoff < 0 ||
-        o.backoff_max < 0)
+    if (o.retries < 0 || o.timeout < 0 || o.backoff < 0 || o.backoff_max < 0)
         return -EINVAL;
     o.concurrency = o.concurrency ? o.concurrency : DEF_CONC;
     o.timeout = o.timeout ? o.timeout : DEF_TIMEOUT;
@@ -124,8 +123,8 @@ int cio_http_fetch_all(cio_http_client *c, cio_http_fetch *items, size_t n,
         calls[i] = (cio_call){run_job, &jobs[i], 0};
     }
     if (rc == 0)
-        rc = cio_gather_limit(calls, n, o.concurrency,
-                              CIO_GATHER_RETURN_ERRORS);
+        rc =
+            cio_gather_limit(calls, n, o.concurrency, CIO_GATHER_RETURN_ERRORS);
     if (rc == 0) {
         for (size_t i = 0; i < n; i++)
             if (calls[i].result == -ECANCELED)

@@ -41,8 +41,8 @@ size_t cio_http_req_header_count(const cio_http_req *r)
     return r->c->hdr.n;
 }
 
-int cio_http_req_header_at(const cio_http_req *r, size_t i,
-                           const char **name, const char **value)
+int cio_http_req_header_at(const cio_http_req *r, size_t i, const char **name,
+                           const char **value)
 {
     if (i >= r->c->hdr.n)
         return -EINVAL;
@@ -231,8 +231,7 @@ static int build_head(cio_http_writer *w)
                 rc = cio__hbuf_addu(b, (uint64_t)w->length, 10);
             if (rc == 0)
                 rc = cio__hbuf_add(b, "\r\n", 2);
-        }
-        else if (w->head_only)
+        } else if (w->head_only)
             ;
         else if (c->p.http_minor >= 1 && c->p.http_major == 1) {
             w->chunked = true;

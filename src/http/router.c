@@ -99,8 +99,7 @@ int cio_http_router_add(cio_http_router *rt, const char *method,
     return 0;
 }
 
-int cio_http_router_use(cio_http_router *rt, cio_http_middleware fn,
-                        void *arg)
+int cio_http_router_use(cio_http_router *rt, cio_http_middleware fn, void *arg)
 {
     if (rt == NULL || fn == NULL)
         return -EINVAL;
@@ -179,8 +178,7 @@ static int dispatch(cio_http_router *rt, cio_http_req *r, cio_http_writer *w)
         if (method_ok(ro, r->method))
             hit = ro;
         else
-            cio__hbuf_addf(&allow, "%s%s", allow.len ? ", " : "",
-                           ro->method);
+            cio__hbuf_addf(&allow, "%s%s", allow.len ? ", " : "", ro->method);
     }
     int rc;
     if (hit != NULL) {
@@ -188,8 +186,8 @@ static int dispatch(cio_http_router *rt, cio_http_req *r, cio_http_writer *w)
     } else if (allow.len) {
         rc = cio_http_writer_header(w, "Allow", allow.p);
         if (rc == 0)
-            rc = cio_http_send(w, 405, "text/plain", "Method Not Allowed\n",
-                               19);
+            rc =
+                cio_http_send(w, 405, "text/plain", "Method Not Allowed\n", 19);
     } else {
         r->nparams = 0;
         rc = cio_http_send(w, 404, "text/plain", "Not Found\n", 10);
@@ -223,12 +221,11 @@ int cio_http_log_middleware(cio_http_req *r, cio_http_writer *w,
     char peer[64] = "-";
     cio_addr_format(cio_http_req_peer(r), peer, sizeof peer);
     char line[512];
-    int n = snprintf(line, sizeof line, "%s %s %.300s %d %llu %lld%s%s\n",
-                     peer, r->method, r->target,
-                     rc < 0 && !w->started ? 500 : w->status,
-                     (unsigned long long)w->bytes,
-                     (long long)((cio_now() - t0) / CIO_USEC),
-                     rc < 0 ? " error=" : "", rc < 0 ? cio_err_name(rc) : "");
+    int n = snprintf(
+        line, sizeof line, "%s %s %.300s %d %llu %lld%s%s\n", peer, r->method,
+        r->target, rc < 0 && !w->started ? 500 : w->status,
+        (unsigned long long)w->bytes, (long long)((cio_now() - t0) / CIO_USEC),
+        rc < 0 ? " error=" : "", rc < 0 ? cio_err_name(rc) : "");
     if (n > (int)sizeof line - 1)
         n = (int)sizeof line - 1;
     if (arg != NULL && write(*(int *)arg, line, (size_t)n) < 0)

@@ -358,12 +358,12 @@ static int prepare(hconn *c, cio_http_req *r)
     /* A Transfer-Encoding other than one final "chunked" cannot frame a
      * request (RFC 9112 6.3); llhttp would fail only once the body is
      * read, after the handler started. */
-    if (tes > 1 || ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)))
+    if (tes > 1 ||
+        ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)))
         return 400;
     if (te != NULL && (!cio__http_ieq(te, "chunked") || r->version == 10))
         return 400;
-    r->clen = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length
-                                             : -1;
+    r->clen = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
     if (p->flags & F_CHUNKED)
         r->clen = -1;
     if (r->clen > 0 && (uint64_t)r->clen > c->hs->o.max_body)

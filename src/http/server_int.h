@@ -13,19 +13,19 @@ struct hconn {
     cio_http_server *hs;
     cio_stream *s;
     llhttp_t p;
-    hconn *prev, *next;  /* the server's list */
-    cio_scope *idle;     /* set while waiting for a next request */
+    hconn *prev, *next; /* the server's list */
+    cio_scope *idle;    /* set while waiting for a next request */
     cio_addr peer;
-    hbuf url;            /* the request target being parsed */
-    hlist hdr;           /* its headers */
+    hbuf url;  /* the request target being parsed */
+    hlist hdr; /* its headers */
     size_t head_bytes;
-    int perr;            /* status to answer a bad message with */
+    int perr; /* status to answer a bad message with */
     bool head_done, msg_done, keep_alive, upgraded;
-    char last;           /* the previous byte of the head */
-    hbuf body;           /* parsed body bytes not yet read */
+    char last; /* the previous byte of the head */
+    hbuf body; /* parsed body bytes not yet read */
     size_t body_off;
     uint64_t body_total;
-    hbuf out;            /* response bytes being assembled */
+    hbuf out; /* response bytes being assembled */
     cio_http_writer *w;
 };
 
@@ -37,9 +37,9 @@ struct cio_http_req {
     int version;
     int64_t clen;
     bool expect_continue, continue_sent;
-    int body_err;        /* the error the body stream hit */
-    hbuf whole;          /* cio_http_req_body's buffer */
-    hbuf params;         /* route parameters: name\0value\0... */
+    int body_err; /* the error the body stream hit */
+    hbuf whole;   /* cio_http_req_body's buffer */
+    hbuf params;  /* route parameters: name\0value\0... */
     size_t nparams;
     size_t poff[CIO__HTTP_MAX_PARAMS * 2];
 };
@@ -47,9 +47,9 @@ struct cio_http_req {
 struct cio_http_writer {
     hconn *c;
     int status;
-    hbuf hdrs;           /* "Name: value\r\n" lines */
-    int64_t length;      /* declared body length, -1 none */
-    uint64_t bytes;      /* body bytes written */
+    hbuf hdrs;      /* "Name: value\r\n" lines */
+    int64_t length; /* declared body length, -1 none */
+    uint64_t bytes; /* body bytes written */
     bool started, ended, chunked, close, head_only, no_body, failed;
 };
 

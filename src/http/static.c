@@ -53,8 +53,7 @@ static int check_path(const char *path)
         while (*s == '/')
             s++;
         size_t n = strcspn(s, "/");
-        if ((n == 2 && s[0] == '.' && s[1] == '.') ||
-            (n == 1 && s[0] == '.'))
+        if ((n == 2 && s[0] == '.' && s[1] == '.') || (n == 1 && s[0] == '.'))
             return 403;
         if (memchr(s, '\\', n) != NULL)
             return 403;
@@ -85,9 +84,9 @@ static int open_walk(int dirfd, const char *rel)
         bool last = *p == '\0';
         /* "a.txt/" names a directory, as openat2 takes it. */
         bool dir = !last || (p > rel && p[-1] == '/');
-        fd = openat(cur, n ? seg : ".",
-                    O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-                        (dir ? O_DIRECTORY : 0));
+        fd =
+            openat(cur, n ? seg : ".",
+                   O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (dir ? O_DIRECTORY : 0));
         if (fd < 0)
             fd = errno == ELOOP ? -EXDEV : -errno;
         if (cur != dirfd)
@@ -105,8 +104,7 @@ static int open_beneath(int dirfd, const char *rel)
         .flags = O_RDONLY | O_CLOEXEC,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
-    long fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how,
-                      sizeof how);
+    long fd = syscall(SYS_openat2, dirfd, *rel ? rel : ".", &how, sizeof how);
     if (fd < 0 && errno == ENOSYS)
         return open_walk(dirfd, rel);
     return fd < 0 ? -errno : (int)fd;
@@ -162,8 +160,7 @@ static const char *mime_type(const char *path)
 
 /* Parse a single "bytes=a-b" range against `size`: 1 with [*from, *to]
  * set, 0 to ignore the header (serve the whole file), -1 unsatisfiable. */
-static int parse_range(const char *h, int64_t size, int64_t *from,
-                       int64_t *to)
+static int parse_range(const char *h, int64_t size, int64_t *from, int64_t *to)
 {
     if (strncmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
         return 0;

@@ -19,19 +19,25 @@
 #define MAX_HEAD 16384
 #define GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-enum { OP_CONT = 0, OP_TEXT = 1, OP_BIN = 2, OP_CLOSE = 8, OP_PING = 9,
-       OP_PONG = 10 };
+enum {
+    OP_CONT = 0,
+    OP_TEXT = 1,
+    OP_BIN = 2,
+    OP_CLOSE = 8,
+    OP_PING = 9,
+    OP_PONG = 10
+};
 
 struct cio_ws {
     cio_stream *s;
-    bool client;      /* mask what we send; expect unmasked frames */
+    bool client; /* mask what we send; expect unmasked frames */
     bool close_sent, close_rcvd, broken;
     int code;
     size_t max_message;
     int64_t close_timeout;
-    hbuf msg;         /* the message being reassembled */
-    hbuf out;         /* the frame being built */
-    uint64_t rng;     /* masking keys (client) */
+    hbuf msg;     /* the message being reassembled */
+    hbuf out;     /* the frame being built */
+    uint64_t rng; /* masking keys (client) */
     cio_tls_ctx *own_tls;
 };
 
@@ -446,10 +452,9 @@ static int ws_new(cio_ws **out, cio_stream *s, bool client,
         return -ENOMEM;
     ws->s = s;
     ws->client = client;
-    ws->max_message = o && o->max_message ? o->max_message
-                                          : DEF_MAX_MESSAGE;
-    ws->close_timeout = o && o->close_timeout > 0 ? o->close_timeout
-                                                  : DEF_CLOSE_TIMEOUT;
+    ws->max_message = o && o->max_message ? o->max_message : DEF_MAX_MESSAGE;
+    ws->close_timeout =
+        o && o->close_timeout > 0 ? o->close_timeout : DEF_CLOSE_TIMEOUT;
     if (getrandom(&ws->rng, sizeof ws->rng, GRND_NONBLOCK) !=
         (ssize_t)sizeof ws->rng)
         ws->rng = (uint64_t)cio_now() ^ (uintptr_t)ws;
@@ -476,8 +481,7 @@ int cio_ws_close(cio_ws *ws, int code, const char *reason)
         code = CIO_WS_NORMAL;
     int rc = 0;
     if ((reason && (strlen(reason) > 123 ||
-                    !utf8_ok((const unsigned char *)reason,
-                             strlen(reason)))) ||
+                    !utf8_ok((const unsigned char *)reason, strlen(reason)))) ||
         !close_code_ok(code))
         reason = NULL, code = CIO_WS_NORMAL;
     /* The handshake is bounded by close_timeout, and runs even for a
@@ -643,8 +647,8 @@ static int handshake(cio_ws *ws, const http_url *u, const cio_ws_opts *o,
                             u->target, v6 ? "[" : "", u->host, v6 ? "]" : "",
                             u->port, key);
     if (rc == 0 && o && o->protocol)
-        rc = cio__hbuf_add3(&b, "Sec-WebSocket-Protocol: ", o->protocol,
-                            "\r\n");
+        rc =
+            cio__hbuf_add3(&b, "Sec-WebSocket-Protocol: ", o->protocol, "\r\n");
     for (size_t i = 0; rc == 0 && o && i < o->nheaders; i++)
         rc = cio__hbuf_addf(&b, "%s: %s\r\n", o->headers[i].name,
                             o->headers[i].value);
@@ -660,14 +664,15 @@ static int handshake(cio_ws *ws, const http_url *u, const cio_ws_opts *o,
     char *head = cio__malloc(MAX_HEAD + 1);
     if (head == NULL)
         return -ENOMEM;
-    ssize_t n = cio_stream_readuntil(ws->s, head, MAX_HEAD, "\r\n\r\n", 4,
-                                     NULL);
+    ssize_t n =
+        cio_stream_readuntil(ws->s, head, MAX_HEAD, "\r\n\r\n", 4, NULL);
     if (n >= 0) {
         head[n] = '\0';
         rc = check_answer(head, acc, status);
     } else {
-        rc = n == -EMSGSIZE ? -EMSGSIZE : n == CIO_EINCOMPLETE ? CIO_EOF
-                                                               : (int)n;
+        rc = n == -EMSGSIZE         ? -EMSGSIZE
+             : n == CIO_EINCOMPLETE ? CIO_EOF
+                                    : (int)n;
     }
     cio__free(head);
     return rc;
@@ -686,7 +691,8 @@ int cio_ws_connect(cio_ws **out, const char *url, const cio_ws_opts *opts,
         cio_http_header_check("Sec-WebSocket-Protocol", opts->protocol) < 0)
         return -EINVAL;
     char *hurl = NULL;
-    if (strncasecmp(url, "ws://", 5) == 0 || strncasecmp(url, "wss://", 6) == 0) {
+    if (strncasecmp(url, "ws://", 5) == 0 ||
+        strncasecmp(url, "wss://", 6) == 0) {
         size_t n = strlen(url);
         hurl = cio__malloc(n + 3);
         if (hurl == NULL)
@@ -706,8 +712,8 @@ int cio_ws_connect(cio_ws **out, const char *url, const cio_ws_opts *opts,
         cio__http_url_free(&u);
         return rc;
     }
-    int64_t t = opts && opts->connect_timeout > 0 ? opts->connect_timeout
-                                                  : DEF_CONNECT;
+    int64_t t =
+        opts && opts->connect_timeout > 0 ? opts->connect_timeout : DEF_CONNECT;
     cio_scope sc;
     rc = cio_scope_enter(&sc, cio_deadline_after(t), 0);
     if (rc == 0) {
