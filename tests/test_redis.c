@@ -10,6 +10,29 @@
 #include "internal.h"
 #include "test.h"
 
+/* Keys and channels of this test process: "t<pid>:name", so that the
+ * runs of this file on both backends (in parallel under ctest -j) and
+ * other clients of the shared server never meet. Interned, so a pointer
+ * stays valid for the whole test. */
+static const char *K(const char *name)
+{
+    static struct {
+        const char *name;
+        char *key;
+    } tab[128];
+    static int n;
+    for (int i = 0; i < n; i++)
+        if (strcmp(tab[i].name, name) == 0)
+            return tab[i].key;
+    if (n == 128)
+        abort();
+    size_t len = strlen(name) + 32;
+    tab[n].name = name;
+    tab[n].key = malloc(len);
+    snprintf(tab[n].key, len, "t%ld:%s", (long)getpid(), name);
+    return tab[n++].key;
+}
+
 static int config_from(cio_redis_config *cfg, const char *addr)
 {
     static char host[64];
@@ -45,44 +68,44 @@ TEST_REALTIME(redis_strings_lists_hashes)
     cio_redis *c;
     ASSERT_OK(connect_to(&c, addr, 2));
     ASSERT_EQ(2, cio_redis_protocol(c));
-    ASSERT_OK(del(c, "t:str"));
+    ASSERT_OK(del(c, K("str")));
     /* Binary-safe values and keys. */
-    const char *set[] = {"SET", "t:str", "a\0b\r\nc"};
-    size_t setlen[] = {3, 5, 6};
+    const char *set[] = {"SET", K("str"), "a\0b\r\nc"};
+    size_t setlen[] = {3, strlen(K("str")), 6};
     cio_redis_reply *r;
     ASSERT_OK(cio_redis_command(c, &r, 3, set, setlen));
     ASSERT_EQ(CIO_REDIS_STATUS, r->type);
     ASSERT_STR_EQ("OK", r->str);
     cio_redis_reply_free(r);
-    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:str", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", K("str"), NULL));
     ASSERT_EQ(CIO_REDIS_STRING, r->type);
     ASSERT_EQ(6, r->len);
     ASSERT_TRUE(memcmp(r->str, "a\0b\r\nc", 6) == 0);
     cio_redis_reply_free(r);
-    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:nokey", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", K("nokey"), NULL));
     ASSERT_EQ(CIO_REDIS_NIL, r->type);
     cio_redis_reply_free(r);
     /* Integers. */
-    ASSERT_OK(del(c, "t:n"));
+    ASSERT_OK(del(c, K("n")));
     for (int i = 1; i <= 3; i++) {
-        ASSERT_OK(cio_redis_cmd(c, &r, "INCR", "t:n", NULL));
+        ASSERT_OK(cio_redis_cmd(c, &r, "INCR", K("n"), NULL));
         ASSERT_EQ(CIO_REDIS_INTEGER, r->type);
         ASSERT_EQ(i, r->integer);
         cio_redis_reply_free(r);
     }
     /* Lists. */
-    ASSERT_OK(del(c, "t:list"));
-    ASSERT_OK(cio_redis_cmd(c, NULL, "RPUSH", "t:list", "a", "b", "c", NULL));
-    ASSERT_OK(cio_redis_cmd(c, &r, "LRANGE", "t:list", "0", "-1", NULL));
+    ASSERT_OK(del(c, K("list")));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "RPUSH", K("list"), "a", "b", "c", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "LRANGE", K("list"), "0", "-1", NULL));
     ASSERT_EQ(CIO_REDIS_ARRAY, r->type);
     ASSERT_EQ(3, r->len);
     ASSERT_STR_EQ("a", r->elem[0]->str);
     ASSERT_STR_EQ("c", r->elem[2]->str);
     cio_redis_reply_free(r);
     /* Hashes: a flat array in RESP2. */
-    ASSERT_OK(del(c, "t:h"));
-    ASSERT_OK(cio_redis_cmd(c, NULL, "HSET", "t:h", "f", "v", NULL));
-    ASSERT_OK(cio_redis_cmd(c, &r, "HGETALL", "t:h", NULL));
+    ASSERT_OK(del(c, K("h")));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "HSET", K("h"), "f", "v", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "HGETALL", K("h"), NULL));
     ASSERT_EQ(CIO_REDIS_ARRAY, r->type);
     ASSERT_EQ(2, r->len);
     ASSERT_STR_EQ("v", r->elem[1]->str);
@@ -92,11 +115,11 @@ TEST_REALTIME(redis_strings_lists_hashes)
     char *v = malloc(big);
     for (size_t i = 0; i < big; i++)
         v[i] = (char)(i * 31 + 7);
-    const char *bset[] = {"SET", "t:big", v};
-    size_t blen[] = {3, 5, big};
+    const char *bset[] = {"SET", K("big"), v};
+    size_t blen[] = {3, strlen(K("big")), big};
     ASSERT_OK(cio_redis_command(c, &r, 3, bset, blen));
     cio_redis_reply_free(r);
-    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:big", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", K("big"), NULL));
     ASSERT_EQ(big, r->len);
     ASSERT_TRUE(memcmp(r->str, v, big) == 0);
     cio_redis_reply_free(r);
@@ -111,9 +134,9 @@ TEST_REALTIME(redis_error_reply_is_eserver_with_message)
     const char *addr = TEST_SERVER("CIO_TEST_REDIS");
     cio_redis *c;
     ASSERT_OK(connect_to(&c, addr, 2));
-    ASSERT_OK(cio_redis_cmd(c, NULL, "SET", "t:err", "notanumber", NULL));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "SET", K("err"), "notanumber", NULL));
     cio_redis_reply *r;
-    ASSERT_EQ(CIO_ESERVER, cio_redis_cmd(c, &r, "INCR", "t:err", NULL));
+    ASSERT_EQ(CIO_ESERVER, cio_redis_cmd(c, &r, "INCR", K("err"), NULL));
     ASSERT_EQ(CIO_REDIS_ERROR, r->type);
     ASSERT_TRUE(strncmp(r->str, "ERR ", 4) == 0);
     cio_redis_reply_free(r);
@@ -140,15 +163,15 @@ TEST_REALTIME(redis_pipeline_1000_commands)
     const char *addr = TEST_SERVER("CIO_TEST_REDIS");
     cio_redis *c;
     ASSERT_OK(connect_to(&c, addr, 2));
-    ASSERT_OK(del(c, "t:pipe"));
+    ASSERT_OK(del(c, K("pipe")));
     enum { N = 1000 };
-    static const char *const incr[] = {"INCR", "t:pipe"};
+    const char *const incr[] = {"INCR", K("pipe")};
     cio_redis_argv *cmds = malloc(N * sizeof *cmds);
     cio_redis_reply **reps = malloc(N * sizeof *reps);
     for (int i = 0; i < N; i++)
         cmds[i] = (cio_redis_argv){2, incr, NULL};
     /* An error reply in the middle is just that command's reply. */
-    static const char *const bad[] = {"HGET", "t:pipe", "f"};
+    const char *const bad[] = {"HGET", K("pipe"), "f"};
     cmds[500] = (cio_redis_argv){3, bad, NULL};
     ASSERT_OK(cio_redis_pipeline(c, N, cmds, reps));
     long long want = 1;
@@ -178,7 +201,7 @@ static int sharer(void *arg)
 {
     shared *s = arg;
     char key[32], val[32];
-    snprintf(key, sizeof key, "t:share:%d", s->id);
+    snprintf(key, sizeof key, "%sshare:%d", K(""), s->id);
     for (int i = 0; i < 20; i++) {
         snprintf(val, sizeof val, "%d-%d", s->id, i);
         cio_redis_reply *r;
@@ -224,10 +247,10 @@ TEST_REALTIME(redis_transaction_and_watch_abort)
     cio_redis *c, *other;
     ASSERT_OK(connect_to(&c, addr, 2));
     ASSERT_OK(connect_to(&other, addr, 2));
-    ASSERT_OK(del(c, "t:tx"));
-    static const char *const set[] = {"SET", "t:tx", "10"};
-    static const char *const incr[] = {"INCRBY", "t:tx", "5"};
-    static const char *const get[] = {"GET", "t:tx"};
+    ASSERT_OK(del(c, K("tx")));
+    const char *const set[] = {"SET", K("tx"), "10"};
+    const char *const incr[] = {"INCRBY", K("tx"), "5"};
+    const char *const get[] = {"GET", K("tx")};
     cio_redis_argv cmds[] = {{3, set, NULL}, {3, incr, NULL}, {2, get, NULL}};
     cio_redis_reply *r;
     ASSERT_OK(cio_redis_transaction(c, &r, 3, cmds));
@@ -238,18 +261,18 @@ TEST_REALTIME(redis_transaction_and_watch_abort)
     ASSERT_STR_EQ("15", r->elem[2]->str);
     cio_redis_reply_free(r);
     /* WATCH, a change by another client, EXEC: aborted, nothing ran. */
-    const char *keys[] = {"t:tx"};
+    const char *keys[] = {K("tx")};
     ASSERT_OK(cio_redis_watch(c, 1, keys));
-    ASSERT_OK(cio_redis_cmd(other, NULL, "SET", "t:tx", "99", NULL));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "SET", K("tx"), "99", NULL));
     ASSERT_EQ(-EAGAIN, cio_redis_transaction(c, &r, 3, cmds));
     ASSERT_TRUE(r == NULL);
-    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:tx", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", K("tx"), NULL));
     ASSERT_STR_EQ("99", r->str);
     cio_redis_reply_free(r);
     /* WATCH then UNWATCH: the transaction runs. */
     ASSERT_OK(cio_redis_watch(c, 1, keys));
     ASSERT_OK(cio_redis_unwatch(c));
-    ASSERT_OK(cio_redis_cmd(other, NULL, "SET", "t:tx", "1", NULL));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "SET", K("tx"), "1", NULL));
     ASSERT_OK(cio_redis_transaction(c, &r, 3, cmds));
     cio_redis_reply_free(r);
     /* A command refused while queueing aborts the whole transaction. */
@@ -260,7 +283,7 @@ TEST_REALTIME(redis_transaction_and_watch_abort)
     ASSERT_TRUE(strncmp(r->str, "EXECABORT", 9) == 0);
     cio_redis_reply_free(r);
     /* A run-time error is one element of the result. */
-    static const char *const hget[] = {"HGET", "t:tx", "f"};
+    const char *const hget[] = {"HGET", K("tx"), "f"};
     cio_redis_argv mixed[] = {{2, get, NULL}, {3, hget, NULL}};
     ASSERT_OK(cio_redis_transaction(c, &r, 2, mixed));
     ASSERT_EQ(CIO_REDIS_STRING, r->elem[0]->type);
@@ -276,29 +299,29 @@ static int pubsub_check(const char *addr, int protocol)
     cio_redis *sub, *pub;
     ASSERT_OK(connect_to(&sub, addr, protocol));
     ASSERT_OK(connect_to(&pub, addr, protocol));
-    const char *chans[] = {"t:chan:a", "t:chan:b"};
+    const char *chans[] = {K("chan:a"), K("chan:b")};
     ASSERT_OK(cio_redis_subscribe(sub, 2, chans, false));
-    const char *pats[] = {"t:pat:*"};
+    const char *pats[] = {K("pat:*")};
     ASSERT_OK(cio_redis_subscribe(sub, 1, pats, true));
     /* A subscriber refuses ordinary commands. */
     ASSERT_EQ(-EBUSY, cio_redis_cmd(sub, NULL, "PING", NULL));
     cio_redis_reply *r;
-    ASSERT_OK(cio_redis_cmd(pub, &r, "PUBLISH", "t:chan:b", "hello", NULL));
+    ASSERT_OK(cio_redis_cmd(pub, &r, "PUBLISH", K("chan:b"), "hello", NULL));
     ASSERT_EQ(1, r->integer);
     cio_redis_reply_free(r);
-    ASSERT_OK(cio_redis_cmd(pub, NULL, "PUBLISH", "t:pat:x", "w\0rld", NULL));
+    ASSERT_OK(cio_redis_cmd(pub, NULL, "PUBLISH", K("pat:x"), "w\0rld", NULL));
     cio_redis_message *m;
     ASSERT_OK(cio_redis_next_message(sub, &m, cio_deadline_after(CIO_SEC)));
     ASSERT_EQ(CIO_REDIS_MESSAGE, m->kind);
-    ASSERT_STR_EQ("t:chan:b", m->channel);
+    ASSERT_STR_EQ(K("chan:b"), m->channel);
     ASSERT_EQ(5, m->data_len);
     ASSERT_STR_EQ("hello", m->data);
     ASSERT_TRUE(m->pattern == NULL);
     cio_redis_message_free(m);
     ASSERT_OK(cio_redis_next_message(sub, &m, cio_deadline_after(CIO_SEC)));
     ASSERT_EQ(CIO_REDIS_PMESSAGE, m->kind);
-    ASSERT_STR_EQ("t:pat:*", m->pattern);
-    ASSERT_STR_EQ("t:pat:x", m->channel);
+    ASSERT_STR_EQ(K("pat:*"), m->pattern);
+    ASSERT_STR_EQ(K("pat:x"), m->channel);
     ASSERT_EQ(1, m->data_len); /* C-string argument: up to the NUL */
     cio_redis_message_free(m);
     /* Nothing more: the deadline ends the wait. */
@@ -343,7 +366,7 @@ static int publish_n(void *arg)
     for (int i = 0; rc >= 0 && i < p->n; i++) {
         char v[16];
         snprintf(v, sizeof v, "%d", i);
-        rc = cio_redis_cmd(c, NULL, "PUBLISH", "t:gen", v, NULL);
+        rc = cio_redis_cmd(c, NULL, "PUBLISH", K("gen"), v, NULL);
     }
     cio_redis_close(c);
     return rc < 0 ? rc : 0;
@@ -354,7 +377,7 @@ TEST_REALTIME(redis_pubsub_generator)
     const char *addr = TEST_SERVER("CIO_TEST_REDIS");
     cio_redis *sub;
     ASSERT_OK(connect_to(&sub, addr, 2));
-    const char *chans[] = {"t:gen"};
+    const char *chans[] = {K("gen")};
     ASSERT_OK(cio_redis_subscribe(sub, 1, chans, false));
     cio_gen *g;
     ASSERT_OK(cio_redis_messages(&g, sub));
@@ -396,26 +419,27 @@ TEST_REALTIME(redis_resp3_hello_maps_and_types)
         }
     ASSERT_TRUE(found);
     cio_redis_reply_free(r);
-    ASSERT_OK(del(c, "t:h3"));
-    ASSERT_OK(cio_redis_cmd(c, NULL, "HSET", "t:h3", "a", "1", "b", "2", NULL));
-    ASSERT_OK(cio_redis_cmd(c, &r, "HGETALL", "t:h3", NULL));
+    ASSERT_OK(del(c, K("h3")));
+    ASSERT_OK(
+        cio_redis_cmd(c, NULL, "HSET", K("h3"), "a", "1", "b", "2", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "HGETALL", K("h3"), NULL));
     ASSERT_EQ(CIO_REDIS_MAP, r->type);
     ASSERT_EQ(4, r->len);
     cio_redis_reply_free(r);
-    ASSERT_OK(del(c, "t:z3"));
-    ASSERT_OK(cio_redis_cmd(c, NULL, "ZADD", "t:z3", "1.5", "m", NULL));
-    ASSERT_OK(cio_redis_cmd(c, &r, "ZSCORE", "t:z3", "m", NULL));
+    ASSERT_OK(del(c, K("z3")));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "ZADD", K("z3"), "1.5", "m", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "ZSCORE", K("z3"), "m", NULL));
     ASSERT_EQ(CIO_REDIS_DOUBLE, r->type);
     ASSERT_TRUE(r->dval == 1.5);
     cio_redis_reply_free(r);
-    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:none3", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", K("none3"), NULL));
     ASSERT_EQ(CIO_REDIS_NIL, r->type);
     cio_redis_reply_free(r);
-    ASSERT_EQ(CIO_ESERVER, cio_redis_cmd(c, &r, "SMEMBERS", "t:h3", NULL));
+    ASSERT_EQ(CIO_ESERVER, cio_redis_cmd(c, &r, "SMEMBERS", K("h3"), NULL));
     ASSERT_TRUE(strncmp(r->str, "WRONGTYPE", 9) == 0);
     cio_redis_reply_free(r); /* an error, and still in step */
-    ASSERT_OK(cio_redis_cmd(c, NULL, "SADD", "t:s3", "x", NULL));
-    ASSERT_OK(cio_redis_cmd(c, &r, "SMEMBERS", "t:s3", NULL));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "SADD", K("s3"), "x", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "SMEMBERS", K("s3"), NULL));
     ASSERT_EQ(CIO_REDIS_SET, r->type);
     cio_redis_reply_free(r);
     cio_redis_close(c);
@@ -428,17 +452,17 @@ TEST_REALTIME(redis_blpop_deadline_then_connection_in_step)
     cio_redis *c, *other;
     ASSERT_OK(connect_to(&c, addr, 2));
     ASSERT_OK(connect_to(&other, addr, 2));
-    ASSERT_OK(del(c, "t:bl"));
+    ASSERT_OK(del(c, K("bl")));
     cio_scope sc;
     ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(100 * CIO_MSEC), 0));
     cio_redis_reply *r;
-    ASSERT_EQ(-ECANCELED, cio_redis_cmd(c, &r, "BLPOP", "t:bl", "0", NULL));
+    ASSERT_EQ(-ECANCELED, cio_redis_cmd(c, &r, "BLPOP", K("bl"), "0", NULL));
     ASSERT_TRUE(r == NULL);
     ASSERT_EQ(-ETIMEDOUT, cio_scope_exit(&sc));
     /* The BLPOP is still owed; its reply, when it comes, is dropped and
      * the next command gets its own reply. */
     ASSERT_EQ(1, cio_redis_pending(c));
-    ASSERT_OK(cio_redis_cmd(other, NULL, "RPUSH", "t:bl", "x", NULL));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "RPUSH", K("bl"), "x", NULL));
     ASSERT_OK(cio_redis_cmd(c, &r, "ECHO", "mine", NULL));
     ASSERT_STR_EQ("mine", r->str);
     cio_redis_reply_free(r);
@@ -449,8 +473,8 @@ TEST_REALTIME(redis_blpop_deadline_then_connection_in_step)
     ASSERT_OK(config_from(&cfg, addr));
     cfg.command_timeout = 50 * CIO_MSEC;
     ASSERT_OK(cio_redis_connect(&t, &cfg));
-    ASSERT_EQ(-ETIMEDOUT, cio_redis_cmd(t, &r, "BLPOP", "t:bl", "0", NULL));
-    ASSERT_OK(cio_redis_cmd(other, NULL, "RPUSH", "t:bl", "y", NULL));
+    ASSERT_EQ(-ETIMEDOUT, cio_redis_cmd(t, &r, "BLPOP", K("bl"), "0", NULL));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "RPUSH", K("bl"), "y", NULL));
     ASSERT_OK(cio_redis_cmd(t, &r, "ECHO", "again", NULL));
     ASSERT_STR_EQ("again", r->str);
     cio_redis_reply_free(r);
@@ -469,7 +493,7 @@ static int blpop_task(void *arg)
 {
     blocker *b = arg;
     cio_redis_reply *r;
-    b->rc = cio_redis_cmd(b->c, &r, "BLPOP", "t:cancel", "0", NULL);
+    b->rc = cio_redis_cmd(b->c, &r, "BLPOP", K("cancel"), "0", NULL);
     cio_redis_reply_free(r);
     return b->rc;
 }
@@ -491,7 +515,7 @@ TEST_REALTIME(redis_cancel_mid_command_keeps_connection)
     cio_redis *c, *other;
     ASSERT_OK(connect_to(&c, addr, 2));
     ASSERT_OK(connect_to(&other, addr, 2));
-    ASSERT_OK(del(c, "t:cancel"));
+    ASSERT_OK(del(c, K("cancel")));
     /* A reader blocked in BLPOP, and a task queued behind it. */
     blocker b1 = {c, 1}, b2 = {c, 1};
     cio_task *t1, *t2;
@@ -504,14 +528,14 @@ TEST_REALTIME(redis_cancel_mid_command_keeps_connection)
     ASSERT_EQ(-ECANCELED, cio_task_join(t1));
     ASSERT_OK(cio_sleep(20 * CIO_MSEC));
     ASSERT_TRUE(!cio_task_done(t2));
-    ASSERT_OK(cio_redis_cmd(other, NULL, "RPUSH", "t:cancel", "v", NULL));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "RPUSH", K("cancel"), "v", NULL));
     ASSERT_OK(cio_task_join(t2));
     cio_task_free(t1);
     cio_task_free(t2);
     ASSERT_EQ(0, cio_redis_pending(c));
     /* The list item went to the cancelled BLPOP (the server ran it). */
     cio_redis_reply *r;
-    ASSERT_OK(cio_redis_cmd(c, &r, "LLEN", "t:cancel", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "LLEN", K("cancel"), NULL));
     ASSERT_EQ(0, r->integer);
     cio_redis_reply_free(r);
     cio_redis_close(other);
@@ -532,7 +556,7 @@ static int pool_worker(void *arg)
     if (rc < 0)
         return rc;
     cio_redis_reply *r;
-    rc = cio_redis_cmd(c, &r, "INCR", "t:pool", NULL);
+    rc = cio_redis_cmd(c, &r, "INCR", K("pool"), NULL);
     cio_redis_reply_free(r);
     cio_pool_stats st;
     cio_redis_pool_stats(u->pool, &st);
@@ -554,7 +578,7 @@ TEST_REALTIME(redis_pool_under_contention)
     ASSERT_OK(cio_redis_pool_create(&pool, &cfg, &pc));
     cio_redis *c;
     ASSERT_OK(cio_redis_pool_acquire(pool, &c));
-    ASSERT_OK(del(c, "t:pool"));
+    ASSERT_OK(del(c, K("pool")));
     ASSERT_OK(cio_redis_pool_release(pool, c, false));
     pool_user u = {pool, 0};
     cio_group *g;
@@ -570,13 +594,13 @@ TEST_REALTIME(redis_pool_under_contention)
     ASSERT_TRUE(st.opened <= 5);
     ASSERT_OK(cio_redis_pool_acquire(pool, &c));
     cio_redis_reply *r;
-    ASSERT_OK(cio_redis_cmd(c, &r, "GET", "t:pool", NULL));
+    ASSERT_OK(cio_redis_cmd(c, &r, "GET", K("pool"), NULL));
     ASSERT_STR_EQ("100", r->str);
     cio_redis_reply_free(r);
     /* A connection that still owes a reply is not reused. */
     cio_scope sc;
     ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(20 * CIO_MSEC), 0));
-    ASSERT_EQ(-ECANCELED, cio_redis_cmd(c, NULL, "BLPOP", "t:pl", "0", NULL));
+    ASSERT_EQ(-ECANCELED, cio_redis_cmd(c, NULL, "BLPOP", K("pl"), "0", NULL));
     cio_scope_exit(&sc);
     ASSERT_OK(cio_redis_pool_release(pool, c, false));
     ASSERT_OK(cio_redis_pool_stats(pool, &st));
@@ -711,7 +735,7 @@ TEST_REALTIME(redis_server_restart_mid_use)
      * again on its next wait. */
     cio_redis *sub;
     ASSERT_OK(cio_redis_connect(&sub, &cfg));
-    const char *chans[] = {"t:re"};
+    const char *chans[] = {K("re")};
     ASSERT_OK(cio_redis_subscribe(sub, 1, chans, false));
     ASSERT_OK(stop_server(srv));
     cio_redis_message *m;
@@ -729,7 +753,7 @@ TEST_REALTIME(redis_server_restart_mid_use)
     ASSERT_EQ(-ETIMEDOUT, rc); /* connected, subscribed, nothing yet */
     long long receivers = 0;
     for (int i = 0; i < 250 && receivers == 0; i++) {
-        ASSERT_OK(cio_redis_cmd(c, &r, "PUBLISH", "t:re", "back", NULL));
+        ASSERT_OK(cio_redis_cmd(c, &r, "PUBLISH", K("re"), "back", NULL));
         receivers = r->integer;
         cio_redis_reply_free(r);
     }
@@ -896,8 +920,8 @@ TEST_REALTIME(redis_resp3_push_goes_to_on_push)
     ASSERT_OK(cio_redis_connect(&c, &cfg));
     ASSERT_OK(connect_to(&other, addr, 2));
     ASSERT_OK(cio_redis_cmd(c, NULL, "CLIENT", "TRACKING", "on", NULL));
-    ASSERT_OK(cio_redis_cmd(c, NULL, "GET", "t:track", NULL));
-    ASSERT_OK(cio_redis_cmd(other, NULL, "SET", "t:track", "1", NULL));
+    ASSERT_OK(cio_redis_cmd(c, NULL, "GET", K("track"), NULL));
+    ASSERT_OK(cio_redis_cmd(other, NULL, "SET", K("track"), "1", NULL));
     /* The invalidation arrives out of band, before the next reply. */
     cio_redis_reply *r;
     ASSERT_OK(cio_redis_cmd(c, &r, "ECHO", "next", NULL));
@@ -914,8 +938,8 @@ TEST_REALTIME(redis_allocation_failures_are_enomem)
     const char *addr = TEST_SERVER("CIO_TEST_REDIS");
     cio_redis *c;
     ASSERT_OK(connect_to(&c, addr, 3));
-    static const char *const set[] = {"HSET", "t:oom", "a", "1", "b", "2"};
-    static const char *const get[] = {"HGETALL", "t:oom"};
+    const char *const set[] = {"HSET", K("oom"), "a", "1", "b", "2"};
+    const char *const get[] = {"HGETALL", K("oom")};
     cio_redis_argv cmds[] = {{6, set, NULL}, {2, get, NULL}};
     int saw_enomem = 0;
     for (long nth = 1; nth <= 40; nth++) {
