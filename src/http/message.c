@@ -163,8 +163,9 @@ int cio_http_writer_header(cio_http_writer *w, const char *name,
 {
     if (cio_http_header_check(name, value) < 0)
         return -EINVAL;
+    int first = name[0] | 0x20;
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
-        if (strcasecmp(name, owned[i]) == 0)
+        if (first == owned[i][0] && strcasecmp(name, owned[i]) == 0)
             return -EINVAL;
     if (w->started)
         return -EALREADY;

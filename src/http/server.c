@@ -164,14 +164,18 @@ static int parse_error_status(llhttp_errno_t e)
  * carries the previous byte over. */
 static bool head_bytes_ok(hconn *c, const char *p, size_t n)
 {
-    char prev = c->last;
-    for (size_t i = 0; i < n; prev = p[i++]) {
-        if (p[i] == '\n' && prev != '\r')
+    if (n == 0)
+        return true;
+    if (c->last == '\n' && (p[0] == ' ' || p[0] == '\t'))
+        return false;
+    const char *e = p + n;
+    for (const char *q = p; (q = memchr(q, '\n', (size_t)(e - q))); q++) {
+        if ((q > p ? q[-1] : c->last) != '\r')
             return false;
-        if (prev == '\n' && (p[i] == ' ' || p[i] == '\t'))
+        if (q + 1 < e && (q[1] == ' ' || q[1] == '\t'))
             return false;
     }
-    c->last = prev;
+    c->last = p[n - 1];
     return true;
 }
 
@@ -370,8 +374,8 @@ static int prepare(hconn *c, cio_http_req *r)
         return 413;
     /* The target: origin-form, or absolute-form (drop scheme and host). */
     char *t = c->url.p;
-    if (strncasecmp(t, "http://", 7) == 0 ||
-        strncasecmp(t, "https://", 8) == 0) {
+    if (t[0] != '/' && (strncasecmp(t, "http://", 7) == 0 ||
+                        strncasecmp(t, "https://", 8) == 0)) {
         char *s = strstr(t, "://") + 3;
         t = s + strcspn(s, "/?");
         if (*t != '/')
@@ -491,10 +495,16 @@ static int one_request(hconn *c, cio_http_req *r, cio_http_writer *w)
     c->body.len = c->body_off = 0;
     c->head_done = c->msg_done = false;
     c->last = '\0';
-    int rc = timed(c, wait_first_byte, hs->o.idle_timeout, &c->idle);
+    int rc = 0;
+    if (cio_stream_buffered(c->s) == 0)
+        rc = timed(c, wait_first_byte, hs->o.idle_timeout, &c->idle);
     if (rc < 0 || hs->closing)
         return rc < 0 ? rc : CIO_ECLOSING;
-    rc = timed(c, read_head_op, hs->o.head_timeout, NULL);
+    /* Usually the whole head is in already: parse it before arming the
+     * head deadline, which only a partial head needs. */
+    rc = feed(c);
+    if (rc == 0 && !c->head_done)
+        rc = timed(c, read_head_op, hs->o.head_timeout, NULL);
     if (rc == -ETIMEDOUT || (rc < 0 && c->perr)) {
         send_error(c, rc == -ETIMEDOUT ? 408 : c->perr);
         return rc;
