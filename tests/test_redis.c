@@ -756,6 +756,8 @@ TEST_REALTIME(redis_server_restart_mid_use)
         ASSERT_OK(cio_redis_cmd(c, &r, "PUBLISH", K("re"), "back", NULL));
         receivers = r->integer;
         cio_redis_reply_free(r);
+        if (receivers == 0)
+            ASSERT_OK(cio_sleep(10 * CIO_MSEC));
     }
     ASSERT_EQ(1, receivers);
     ASSERT_OK(cio_redis_next_message(sub, &m, cio_deadline_after(CIO_SEC)));
