@@ -657,6 +657,111 @@ TEST_REALTIME(tls_cancel_mid_read_keeps_stream_usable)
     return 0;
 }
 
+/* A TCP proxy in front of a TLS server that can cut the next chunk from
+ * the server in two and hold the second part until released. */
+typedef struct proxy {
+    cio_server *server;
+    int target; /* the TLS server's port */
+    bool split; /* cut the next chunk from the server */
+    bool held;  /* the first part went out, the rest waits */
+    cio_event release;
+} proxy;
+
+typedef struct pipe_job {
+    cio_stream *from, *to;
+} pipe_job;
+
+static int forward(void *arg)
+{
+    pipe_job *j = arg;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = cio_stream_read(j->from, buf, sizeof buf);
+        if (n <= 0)
+            return (int)n;
+        int rc = cio_stream_write(j->to, buf, (size_t)n);
+        if (rc == 0)
+            rc = cio_stream_flush(j->to);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static int proxy_handler(cio_stream *s, void *arg)
+{
+    proxy *px = arg;
+    cio_stream *up;
+    int rc = cio_open_connection(&up, "127.0.0.1", px->target, NULL);
+    if (rc < 0)
+        return rc;
+    pipe_job j = {s, up};
+    cio_task *t;
+    rc = cio_spawn(&t, forward, &j);
+    if (rc < 0) {
+        cio_stream_close(up);
+        return rc;
+    }
+    char buf[4096];
+    while (rc == 0) {
+        ssize_t n = cio_stream_read(up, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        size_t first = px->split && n > 8 ? 8 : (size_t)n;
+        rc = cio_stream_write(s, buf, first);
+        if (rc == 0)
+            rc = cio_stream_flush(s);
+        if (rc == 0 && first < (size_t)n) {
+            px->split = false;
+            px->held = true;
+            rc = cio_event_wait(&px->release);
+            if (rc == 0)
+                rc = cio_stream_write(s, buf + first, (size_t)n - first);
+        }
+    }
+    cio_task_cancel(t);
+    cio_task_join(t);
+    cio_task_free(t);
+    cio_stream_close(up);
+    return rc;
+}
+
+TEST_REALTIME(tls_cancel_mid_record_keeps_the_part_received)
+{
+    srv sv;
+    ASSERT_OK(srv_start(&sv, SRV_ECHO, files.good_cert, files.good_key, NULL));
+    proxy px = {.target = srv_port(&sv)};
+    cio_event_init(&px.release);
+    cio_addr a;
+    ASSERT_OK(cio_addr_ip(&a, "127.0.0.1", 0));
+    ASSERT_OK(cio_server_start(&px.server, &a, proxy_handler, &px, NULL));
+    cio_tls_ctx *cx;
+    ASSERT_OK(client_ctx(&cx));
+    cio_stream *s;
+    ASSERT_OK(cio_tls_connect(&s, cx, "127.0.0.1",
+                              cio_addr_port(cio_server_addr(px.server)),
+                              "localhost", NULL));
+    ASSERT_OK(line_roundtrip(s, "through the proxy\n"));
+    /* The echo's record arrives cut: the read times out mid-record. */
+    px.split = true;
+    ASSERT_OK(cio_stream_write(s, "cut in two\n", 11));
+    char buf[64];
+    cio_scope sc;
+    ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(100 * CIO_MSEC), 0));
+    ASSERT_EQ(-ECANCELED, cio_stream_readline(s, buf, sizeof buf));
+    ASSERT_EQ(-ETIMEDOUT, cio_scope_exit(&sc));
+    ASSERT_TRUE(px.held);
+    /* The rest arrives: the record is whole, nothing was lost. */
+    ASSERT_OK(cio_event_set(&px.release));
+    ASSERT_EQ(11, cio_stream_readline(s, buf, sizeof buf));
+    ASSERT_TRUE(memcmp(buf, "cut in two\n", 11) == 0);
+    ASSERT_OK(line_roundtrip(s, "and after\n"));
+    ASSERT_OK(cio_stream_close(s));
+    ASSERT_OK(cio_server_close(px.server, CIO_SEC));
+    ASSERT_OK(srv_stop(&sv));
+    cio_tls_ctx_free(cx);
+    return 0;
+}
+
 static int reader(void *arg)
 {
     char b[16];
