@@ -21,6 +21,7 @@
 #endif
 
 _Thread_local cio_loop *cio__loop;
+_Thread_local void (*cio__loop_close_hook)(cio_loop *l);
 
 static int64_t mono_now(void)
 {
@@ -380,13 +381,17 @@ int cio__remote_post(cio_loop *l, cio__remote *r)
     else
         l->rhead = r;
     l->rtail = r;
-    pthread_mutex_unlock(&l->rmu);
+    /* Write while holding the lock: once it is released, the loop may run
+     * `r`, finish and close the eventfd (loops of cio_run_multi post to
+     * each other and end on their own). */
+    int rc = 0;
     if (was_empty) {
         uint64_t one = 1;
         if (write(l->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-            return -errno;
+            rc = -errno;
     }
-    return 0;
+    pthread_mutex_unlock(&l->rmu);
+    return rc;
 }
 
 static int remote_init(cio_loop *l)
@@ -584,6 +589,8 @@ int cio_run_config(const cio_config *cfg, cio_task_fn main_fn, void *arg)
         cio_task_free(l->main);
         l->main = NULL;
     }
+    if (cio__loop_close_hook)
+        cio__loop_close_hook(l);
     loop_free(l);
     cio__loop = NULL;
     return rc;
