@@ -235,6 +235,8 @@ int main(int argc, char **argv)
             fflush(NULL);
             pid_t pid = fork();
             if (pid == 0) {
+                if (tap)
+                    dup2(2, 1); /* stdout carries TAP lines only */
                 alarm(timeout);
                 exit(run_one(tc));
             }
