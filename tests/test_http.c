@@ -85,6 +85,14 @@ static int h_fail(cio_http_req *r, cio_http_writer *w, void *arg)
     return -EIO;
 }
 
+/* Fails after the response started. */
+static int h_halfway(cio_http_req *r, cio_http_writer *w, void *arg)
+{
+    (void)r, (void)arg;
+    int rc = cio_http_writer_write(w, "partial", 7);
+    return rc < 0 ? rc : -EIO;
+}
+
 static int h_user(cio_http_req *r, cio_http_writer *w, void *arg)
 {
     (void)arg;
@@ -126,6 +134,7 @@ static int app_start(app *a, const cio_http_server_opts *o)
     cio_http_router_add(a->rt, "POST", "/body", h_body, NULL);
     cio_http_router_add(a->rt, "GET", "/slow", h_slow, &a->slow_started);
     cio_http_router_add(a->rt, "GET", "/fail", h_fail, NULL);
+    cio_http_router_add(a->rt, "GET", "/halfway", h_halfway, NULL);
     cio_http_router_add(a->rt, "GET", "/users/{id}", h_user, NULL);
     cio_http_router_add(a->rt, "GET", "/headers", h_headers, NULL);
     rc = hu_start(&a->srv, cio_http_router_handler, a->rt, o);
@@ -329,6 +338,16 @@ TEST_REALTIME(http_handler_error_gives_500_and_server_lives)
     ASSERT_TRUE(strstr(cio_test_reports(), "handler failed: EIO") != NULL);
     ASSERT_EQ(0, curl(a.port, "/", NULL, out, sizeof out));
     ASSERT_STR_EQ("Hello, World!|200", out);
+    /* A failure after the head went out: the body is left cut short and
+     * the connection closed, never completed as if all was well. */
+    const char req[] = "GET /halfway HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[1024];
+    ASSERT_OK(hu_raw(a.port, req, sizeof req - 1, buf, sizeof buf, 5000));
+    ASSERT_EQ(200, hu_status(buf));
+    ASSERT_TRUE(strstr(buf, "7\r\npartial\r\n") != NULL);
+    ASSERT_TRUE(strstr(buf, "0\r\n\r\n") == NULL);
+    ASSERT_EQ(1, hu_count(buf, "HTTP/1.1 "));
     app_stop(&a);
     return 0;
 }
@@ -502,6 +521,12 @@ TEST_REALTIME(http_static_files_ranges_and_etag)
     ASSERT_EQ(416, raw_get(a.port, "/static/a.txt", "Range: bytes=99-\r\n", buf,
                            sizeof buf));
     ASSERT_TRUE(strstr(buf, "Content-Range: bytes */16") != NULL);
+    const char head[] = "HEAD /static/a.txt HTTP/1.1\r\nHost: x\r\n"
+                        "Connection: close\r\n\r\n";
+    ASSERT_OK(hu_raw(a.port, head, sizeof head - 1, buf, sizeof buf, 5000));
+    ASSERT_EQ(200, hu_status(buf));
+    ASSERT_TRUE(strstr(buf, "Content-Length: 16\r\n") != NULL);
+    ASSERT_TRUE(strstr(buf, "\r\n\r\n")[4] == '\0');
     ASSERT_EQ(200, raw_get(a.port, "/static/sub/", NULL, buf, sizeof buf));
     ASSERT_TRUE(strstr(buf, "<p>index</p>") != NULL);
     /* curl agrees on ranges. */

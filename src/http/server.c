@@ -472,6 +472,10 @@ static void serve_one(hconn *c, cio_http_req *r, cio_http_writer *w)
             w->close = true;
             cio_http_send(w, st, "text/plain", cio_http_reason(st),
                           strlen(cio_http_reason(st)));
+        } else if (!w->ended) {
+            /* Leave the body unfinished: the client must see a cut
+             * message (no last chunk, or short of Content-Length). */
+            w->ended = w->failed = true;
         }
         c->keep_alive = false;
     } else if (rc == -ECANCELED) {

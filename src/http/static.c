@@ -199,11 +199,14 @@ static int parse_range(const char *h, int64_t size, int64_t *from, int64_t *to)
     return 1;
 }
 
-static int send_file(cio_http_writer *w, int fd, int64_t from, int64_t len)
+static int send_file(cio_http_writer *w, int fd, int64_t from, int64_t len,
+                     bool head)
 {
     int rc = cio_http_writer_length(w, len);
     if (rc < 0)
         return rc;
+    if (head)
+        return cio_http_writer_end(w); /* the length, and no reading */
     char *buf = cio__malloc(CHUNK);
     if (buf == NULL)
         return -ENOMEM;
@@ -281,7 +284,8 @@ static int serve_fd(cio_http_req *r, cio_http_writer *w, int fd,
         cio_http_writer_header(w, "Content-Range", cr);
         cio_http_writer_status(w, 206);
     }
-    return send_file(w, fd, from, size == 0 ? 0 : to - from + 1);
+    return send_file(w, fd, from, size == 0 ? 0 : to - from + 1,
+                     strcmp(cio_http_req_method(r), "HEAD") == 0);
 }
 
 int cio_http_static_handler(cio_http_req *r, cio_http_writer *w, void *arg)

@@ -517,8 +517,8 @@ int cio_ws_accept(cio_ws **out, cio_http_req *r, cio_http_writer *w,
     const char *conn = cio_http_req_header(r, "Connection");
     const char *ver = cio_http_req_header(r, "Sec-WebSocket-Version");
     const char *key = cio_http_req_header(r, "Sec-WebSocket-Key");
-    if (strcmp(r->method, "GET") != 0 || r->version != 11 || up == NULL ||
-        !cio__http_has_token(up, "websocket") || conn == NULL ||
+    if (strcmp(r->method, "GET") != 0 || r->version != 11 || !r->c->msg_done ||
+        up == NULL || !cio__http_has_token(up, "websocket") || conn == NULL ||
         !cio__http_has_token(conn, "upgrade") || !key_ok(key)) {
         cio_http_writer_close(w);
         cio_http_send(w, 400, "text/plain", "Bad WebSocket handshake\n", 24);
