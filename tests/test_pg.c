@@ -383,6 +383,24 @@ TEST_REALTIME(pg_transaction_commit_rollback_savepoint)
     ASSERT_STR_EQ("25P02", cio_pg_error_sqlstate(c));
     ASSERT_EQ(4, scalar(c, "SELECT sum(v) FROM t"));
     ASSERT_EQ(-EINVAL, cio_pg_commit(&tx));
+    /* Ending the outer one with a savepoint still open: both roll back,
+     * and the stale inner one only passes its rc on. */
+    ASSERT_OK(cio_pg_begin(c, &tx, 0));
+    ASSERT_OK(cio_pg_begin(c, &sp, 0));
+    ASSERT_EQ(1, cio_pg_exec(c, "INSERT INTO t VALUES (100)"));
+    ASSERT_EQ(-EINVAL, cio_pg_end(&tx, 0));
+    ASSERT_EQ(5, cio_pg_end(&sp, 5));
+    ASSERT_EQ(4, scalar(c, "SELECT sum(v) FROM t"));
+    /* A commit asked for by a cancelled task cannot run: rolled back. */
+    ASSERT_OK(cio_pg_begin(c, &tx, 0));
+    ASSERT_EQ(1, cio_pg_exec(c, "INSERT INTO t VALUES (1000)"));
+    cio_scope sc;
+    ASSERT_OK(cio_scope_enter(&sc, CIO_NEVER, 0));
+    ASSERT_OK(cio_scope_cancel(&sc));
+    ASSERT_EQ(-ECANCELED, cio_pg_end(&tx, 0));
+    ASSERT_EQ(-ECANCELED, cio_scope_exit(&sc));
+    ASSERT_EQ(4, scalar(c, "SELECT sum(v) FROM t"));
+    ASSERT_TRUE(cio_pg_ok(c));
     cio_pg_close(c);
     return 0;
 }

@@ -166,6 +166,8 @@ int cio_pg_query_prepared(cio_pg *c, cio_pg_result **out, const char *name,
 
 /* ---- Results ------------------------------------------------------------- */
 
+/* None of the result and parameter functions suspend. */
+
 void cio_pg_result_free(cio_pg_result *r); /* NULL is ignored */
 int cio_pg_nrows(const cio_pg_result *r);
 int cio_pg_ncols(const cio_pg_result *r);
@@ -238,9 +240,11 @@ int cio_pg_begin(cio_pg *c, cio_pg_tx *tx, unsigned mode);
  * with `rc` < 0 (an error, -ECANCELED, -ETIMEDOUT), ROLLBACK (ROLLBACK
  * TO the savepoint) in a shielded scope of at most
  * CIO_PG_CLEANUP_TIMEOUT, so that it runs also in a cancelled task, and
- * return `rc`. After cio_pg_commit / cio_pg_rollback it only returns
- * `rc`. A transaction that cannot be rolled back (lost connection) ends
- * with the session. Suspends. */
+ * return `rc`. Savepoints still open inside `tx` are rolled back with it
+ * (committing with one open gives -EINVAL and rolls back). After
+ * cio_pg_commit / cio_pg_rollback, or once an enclosing transaction has
+ * ended, it only returns `rc`. A transaction that cannot be rolled back (lost
+ * connection) ends with the session. Suspends. */
 int cio_pg_end(cio_pg_tx *tx, int rc);
 
 /* End `tx` now: COMMIT / RELEASE, or ROLLBACK / ROLLBACK TO. Returns 0;

@@ -1460,14 +1460,20 @@ int cio_pg_end(cio_pg_tx *tx, int rc)
 {
     if (tx == NULL || tx->cio__conn == NULL)
         return -EINVAL;
+    cio_pg *c = tx->cio__conn;
+    if (tx->cio__depth > c->tx_depth)
+        tx->cio__done = true; /* ended with an enclosing one */
     if (tx->cio__done)
         return rc;
     if (rc >= 0) {
         int r = tx_finish(tx, true);
-        if (r < 0 || tx->cio__done)
+        if (tx->cio__done)
             return r < 0 ? r : rc;
-        rc = r; /* interrupted before it ran: roll back below */
+        rc = r; /* it could not run (cancelled, -EINVAL): roll back */
     }
+    /* Savepoints still open inside go with it. */
+    if (c->tx_depth > tx->cio__depth)
+        c->tx_depth = tx->cio__depth;
     cio_scope sc;
     if (cio_scope_enter(&sc, cio_deadline_after(CIO_PG_CLEANUP_TIMEOUT),
                         CIO_SCOPE_SHIELD) == 0) {
