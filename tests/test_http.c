@@ -246,6 +246,28 @@ TEST_REALTIME(http_pipelined_requests_answered_in_order)
     return 0;
 }
 
+TEST_REALTIME(http_10_keepalive_and_close)
+{
+    app a;
+    ASSERT_OK(app_start(&a, NULL));
+    const char req[] = "GET /users/1 HTTP/1.0\r\nConnection: keep-alive\r\n"
+                       "\r\nGET /users/2 HTTP/1.0\r\n\r\n"
+                       "GET /users/3 HTTP/1.0\r\n\r\n";
+    char buf[2048];
+    ASSERT_OK(hu_raw(a.port, req, sizeof req - 1, buf, sizeof buf, 5000));
+    ASSERT_EQ(2, hu_count(buf, "HTTP/1.1 200 OK"));
+    ASSERT_TRUE(strstr(buf, "Connection: keep-alive\r\n") != NULL);
+    ASSERT_TRUE(strstr(buf, "Connection: close\r\n") != NULL);
+    ASSERT_TRUE(strstr(buf, "\r\n\r\n3") == NULL);
+    /* A streamed body on 1.0: no chunks, the close ends it. */
+    const char st[] = "GET /stream HTTP/1.0\r\n\r\n";
+    ASSERT_OK(hu_raw(a.port, st, sizeof st - 1, buf, sizeof buf, 5000));
+    ASSERT_TRUE(strstr(buf, "\r\n\r\n[0][1][2][3][4]") != NULL);
+    ASSERT_TRUE(strstr(buf, "Transfer-Encoding") == NULL);
+    app_stop(&a);
+    return 0;
+}
+
 TEST_REALTIME(http_chunked_both_ways)
 {
     app a;

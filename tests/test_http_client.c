@@ -425,6 +425,45 @@ TEST_REALTIME(http_client_timeouts_per_phase)
     return 0;
 }
 
+typedef struct canc {
+    cio_http_client *c;
+    const srv *s;
+} canc;
+
+static int slow_get(void *arg)
+{
+    canc *k = arg;
+    cio_http_response *r;
+    int rc = get(k->c, k->s, "/slowhead", &r);
+    if (rc == 0)
+        cio_http_response_free(r);
+    return rc;
+}
+
+TEST_REALTIME(http_client_cancel_cleans_up)
+{
+    srv s;
+    ASSERT_OK(srv_start(&s, NULL));
+    cio_http_client *c;
+    ASSERT_OK(cio_http_client_new(&c, NULL));
+    canc k = {c, &s};
+    cio_task *t;
+    ASSERT_OK(cio_spawn(&t, slow_get, &k));
+    ASSERT_OK(cio_sleep(50 * CIO_MSEC));
+    ASSERT_OK(cio_task_cancel(t));
+    ASSERT_EQ(-ECANCELED, cio_task_join(t));
+    cio_task_free(t);
+    /* The connection it held was discarded, not pooled. */
+    ASSERT_EQ(0, cio_http_client_idle(c));
+    cio_http_response *r;
+    ASSERT_OK(get(c, &s, "/hello", &r));
+    cio_http_response_free(r);
+    ASSERT_EQ(2, cio_http_client_connects(c));
+    ASSERT_OK(cio_http_client_close(c));
+    srv_stop(&s);
+    return 0;
+}
+
 TEST_REALTIME(http_client_errors)
 {
     cio_http_client *c;
