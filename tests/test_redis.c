@@ -977,3 +977,71 @@ TEST_REALTIME(redis_allocation_failures_are_enomem)
     cio_redis_close(c);
     return 0;
 }
+
+TEST_REALTIME(redis_auth_and_unix_socket)
+{
+    TEST_SERVER("CIO_TEST_REDIS");
+    const char *bin = getenv("CIO_TEST_REDIS_SERVER");
+    if (bin == NULL)
+        return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/cio-redis-%ld.sock", (long)getpid());
+    char *argv[] = {(char *)"redis-server",
+                    (char *)"--port",
+                    (char *)"0",
+                    (char *)"--unixsocket",
+                    path,
+                    (char *)"--requirepass",
+                    (char *)"s3cret",
+                    (char *)"--save",
+                    (char *)"",
+                    (char *)"--appendonly",
+                    (char *)"no",
+                    (char *)"--dir",
+                    (char *)"/tmp",
+                    NULL};
+    cio_process_opts o = {.stdin_mode = CIO_PROC_DEVNULL,
+                          .stdout_mode = CIO_PROC_DEVNULL,
+                          .stderr_mode = CIO_PROC_DEVNULL};
+    cio_process *srv;
+    ASSERT_OK(cio_process_spawn(&srv, bin, argv, &o));
+    cio_redis_config cfg;
+    cio_redis_config_init(&cfg);
+    cfg.unix_path = path;
+    cfg.password = "s3cret";
+    cio_redis *c = NULL;
+    int rc = -ENOENT;
+    for (int i = 0; i < 250 && (rc == -ENOENT || rc == -ECONNREFUSED); i++) {
+        rc = cio_redis_connect(&c, &cfg);
+        if (rc == -ENOENT || rc == -ECONNREFUSED)
+            ASSERT_OK(cio_sleep(20 * CIO_MSEC));
+    }
+    ASSERT_OK(rc);
+    cio_redis_reply *r;
+    ASSERT_OK(cio_redis_cmd(c, &r, "PING", NULL));
+    ASSERT_STR_EQ("PONG", r->str);
+    cio_redis_reply_free(r);
+    cio_redis_close(c);
+    /* HELLO 3 with AUTH in it, user and password. */
+    cfg.protocol = 3;
+    cfg.username = "default";
+    ASSERT_OK(cio_redis_connect(&c, &cfg));
+    ASSERT_OK(cio_redis_cmd(c, &r, "ACL", "WHOAMI", NULL));
+    ASSERT_STR_EQ("default", r->str);
+    cio_redis_reply_free(r);
+    cio_redis_close(c);
+    /* Wrong or missing password: refused, nothing left open. */
+    cfg.password = "wrong";
+    ASSERT_EQ(CIO_ESERVER, cio_redis_connect(&c, &cfg));
+    cfg.protocol = 2;
+    ASSERT_EQ(CIO_ESERVER, cio_redis_connect(&c, &cfg));
+    cfg.password = NULL;
+    cfg.username = NULL;
+    cfg.db = 1; /* SELECT before AUTH: NOAUTH */
+    ASSERT_EQ(CIO_ESERVER, cio_redis_connect(&c, &cfg));
+    cfg.username = "default";
+    ASSERT_EQ(-EINVAL, cio_redis_connect(&c, &cfg)); /* user, no password */
+    ASSERT_OK(stop_server(srv));
+    unlink(path);
+    return 0;
+}
