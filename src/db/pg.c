@@ -242,13 +242,75 @@ static int discard_copy_out(cio_pg *c)
     }
 }
 
-/* Read every pending result, sending a cancel request the first time one
- * would have to be waited for. The first error seen (57014 after a
- * cancel) is kept on `c`. */
+/* State of one drain(). */
+typedef struct drainer {
+    bool cancelled, have_err;
+    int64_t resend, gap;
+} drainer;
+
+/* Wait for more of the pending results, asking the server to cancel.
+ * A cancel that reaches the backend before it has read the query is
+ * ignored (it only cancels a running statement): send it again while the
+ * result does not come. Only this query is in flight, so a repeat cannot
+ * hit another. */
+static int drain_wait(cio_pg *c, drainer *d)
+{
+    if (cio_now() >= d->resend) {
+        d->cancelled = true;
+        int rc = send_cancel(c);
+        if (rc < 0)
+            return rc;
+        d->resend = cio_now() + d->gap;
+        d->gap *= 2;
+    }
+    int rc = wait_fd(c, CIO_READABLE, d->resend);
+    if (rc == -ETIMEDOUT)
+        return 0;
+    return rc < 0 ? rc : consume(c);
+}
+
+/* Deal with one result read while draining. */
+static int drain_result(cio_pg *c, drainer *d, const PGresult *r)
+{
+    int rc = 0;
+    switch (PQresultStatus(r)) {
+    case PGRES_FATAL_ERROR:
+        if (!d->have_err)
+            err_result(c, r);
+        d->have_err = true;
+        break;
+    case PGRES_COPY_IN:
+        if (PQputCopyEnd(c->pq, "cancelled by the client") < 0)
+            rc = err_conn(c);
+        if (!d->cancelled) /* the server answers this without a cancel */
+            d->resend = cio_now() + CANCEL_RESEND;
+        break;
+    case PGRES_COPY_OUT:
+        if (!d->cancelled) {
+            d->cancelled = true;
+            rc = send_cancel(c);
+        }
+        if (rc == 0)
+            rc = discard_copy_out(c);
+        break;
+    case PGRES_COPY_BOTH:
+        rc = -EPROTO;
+        break;
+    case PGRES_PIPELINE_SYNC:
+        c->syncs--;
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
+
+/* Read every pending result, sending cancel requests while one would
+ * have to be waited for. The first error seen (57014 after a cancel) is
+ * kept on `c`. */
 static int drain(cio_pg *c)
 {
-    bool cancelled = false, have_err = false;
-    int64_t resend = 0, gap = CANCEL_RESEND;
+    drainer d = {.resend = 0, .gap = CANCEL_RESEND};
     /* A pipeline cut short before its Sync: the server sends nothing
      * until it sees one. */
     if (PQpipelineStatus(c->pq) != PQ_PIPELINE_OFF && c->syncs == 0) {
@@ -258,65 +320,20 @@ static int drain(cio_pg *c)
     }
     for (;;) {
         int rc = flush_out(c);
+        if (rc == 0 && PQisBusy(c->pq)) {
+            rc = drain_wait(c, &d);
+            if (rc == 0)
+                continue;
+        }
         if (rc < 0)
             return rc;
-        if (PQisBusy(c->pq)) {
-            /* A cancel that reaches the backend before it has read the
-             * query is ignored (it only cancels a running statement):
-             * send it again while the result does not come. Only this
-             * query is in flight, so a repeat cannot hit another. */
-            if (cio_now() >= resend) {
-                cancelled = true;
-                rc = send_cancel(c);
-                if (rc < 0)
-                    return rc;
-                resend = cio_now() + gap;
-                gap *= 2;
-            }
-            rc = wait_fd(c, CIO_READABLE, resend);
-            if (rc == -ETIMEDOUT)
-                continue;
-            if (rc >= 0)
-                rc = consume(c);
-            if (rc < 0)
-                return rc;
-            continue;
-        }
         PGresult *r = PQgetResult(c->pq);
         if (r == NULL) {
             if (c->syncs > 0 && PQstatus(c->pq) == CONNECTION_OK)
                 continue; /* pipeline: more queries' results follow */
             break;
         }
-        switch (PQresultStatus(r)) {
-        case PGRES_FATAL_ERROR:
-            if (!have_err)
-                err_result(c, r);
-            have_err = true;
-            break;
-        case PGRES_COPY_IN:
-            if (PQputCopyEnd(c->pq, "cancelled by the client") < 0)
-                rc = err_conn(c);
-            if (!cancelled) /* the server answers this without a cancel */
-                resend = cio_now() + CANCEL_RESEND;
-            break;
-        case PGRES_COPY_OUT:
-            if (!cancelled) {
-                cancelled = true;
-                rc = send_cancel(c);
-            }
-            if (rc == 0)
-                rc = discard_copy_out(c);
-            break;
-        case PGRES_COPY_BOTH:
-            rc = -EPROTO;
-            break;
-        case PGRES_PIPELINE_SYNC:
-            c->syncs--;
-            break;
-        default:
-            break;
-        }
+        rc = drain_result(c, &d, r);
         PQclear(r);
         if (rc < 0)
             return rc;
@@ -394,6 +411,57 @@ static void note_command(cio_pg *c, const PGresult *r)
     }
 }
 
+/* A COPY started through a plain query: end it (the server then
+ * reports the COPY failed), or read its rows away. */
+static int end_stray_copy(cio_pg *c, ExecStatusType st)
+{
+    if (st == PGRES_COPY_OUT)
+        return discard_copy_out(c);
+    if (PQputCopyEnd(c->pq, "not a COPY call") < 0)
+        return err_conn(c);
+    return flush_out(c);
+}
+
+/* One result of a query: keep the last good one, or the first error.
+ * Takes `r`. */
+static int collect_one(cio_pg *c, PGresult *r, PGresult **keep, int *err)
+{
+    ExecStatusType st = PQresultStatus(r);
+    switch (st) {
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_EMPTY_QUERY:
+    case PGRES_SINGLE_TUPLE:
+        note_command(c, r);
+        if (*err == 0) {
+            PQclear(*keep);
+            *keep = r;
+            return 0;
+        }
+        break;
+    case PGRES_FATAL_ERROR:
+        if (*err == 0)
+            *err = err_result(c, r);
+        break;
+    case PGRES_COPY_IN:
+    case PGRES_COPY_OUT:
+        if (*err == 0) {
+            err_set(c, NULL, "COPY needs cio_pg_copy_in/copy_out", NULL);
+            *err = -EINVAL;
+        }
+        PQclear(r);
+        return end_stray_copy(c, st);
+    default:
+        if (*err == 0) {
+            err_set(c, NULL, PQresultErrorMessage(r), NULL);
+            *err = -EPROTO;
+        }
+        break;
+    }
+    PQclear(r);
+    return 0;
+}
+
 /* Read the results of a query up to the end (or to the COPY state
  * `want`, left current). Keeps the last good result in `*keep`, or the
  * first error. */
@@ -403,63 +471,21 @@ static int collect(cio_pg *c, PGresult **keep, int want)
     *keep = NULL;
     for (;;) {
         int rc = await_result(c);
+        PGresult *r = rc == 0 ? PQgetResult(c->pq) : NULL;
+        if (rc == 0 && r == NULL)
+            break;
+        if (rc == 0 && (int)PQresultStatus(r) == want && err == 0) {
+            PQclear(*keep);
+            *keep = r;
+            return 0;
+        }
+        if (rc == 0)
+            rc = collect_one(c, r, keep, &err);
         if (rc < 0) {
             PQclear(*keep);
             *keep = NULL;
             return rc;
         }
-        PGresult *r = PQgetResult(c->pq);
-        if (r == NULL)
-            break;
-        ExecStatusType st = PQresultStatus(r);
-        if ((int)st == want && err == 0) {
-            PQclear(*keep);
-            *keep = r;
-            return 0;
-        }
-        switch (st) {
-        case PGRES_COMMAND_OK:
-        case PGRES_TUPLES_OK:
-        case PGRES_EMPTY_QUERY:
-        case PGRES_SINGLE_TUPLE:
-            note_command(c, r);
-            if (err == 0) {
-                PQclear(*keep);
-                *keep = r;
-                r = NULL;
-            }
-            break;
-        case PGRES_FATAL_ERROR:
-            if (err == 0)
-                err = err_result(c, r);
-            break;
-        case PGRES_COPY_IN:
-        case PGRES_COPY_OUT:
-            /* COPY through a plain query: end it, report misuse. */
-            if (err == 0) {
-                err_set(c, NULL, "COPY needs cio_pg_copy_in/copy_out", NULL);
-                err = -EINVAL;
-            }
-            PQclear(r);
-            rc = st == PGRES_COPY_IN
-                     ? (PQputCopyEnd(c->pq, "not a COPY call") < 0
-                            ? err_conn(c)
-                            : flush_out(c))
-                     : discard_copy_out(c);
-            if (rc < 0) {
-                PQclear(*keep);
-                *keep = NULL;
-                return rc;
-            }
-            continue;
-        default:
-            if (err == 0) {
-                err_set(c, NULL, PQresultErrorMessage(r), NULL);
-                err = -EPROTO;
-            }
-            break;
-        }
-        PQclear(r);
     }
     if (PQstatus(c->pq) != CONNECTION_OK) {
         /* Lost, perhaps with the server's last word (57P01 when an
