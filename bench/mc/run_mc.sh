@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Multi-core benchmarks.
+#
+# echo_mc: bench/echo's load client (100 connections, 64 B messages)
+# against the echo server on 1 loop (cio-1), on 2 loops listening with
+# SO_REUSEPORT (cio-2), and on 2 loops fed by one acceptor that hands the
+# sockets out round-robin through channels (cio-2-handoff). The
+# implementations run round-robin, RUNS times; values are medians.
+# Then the same with the load client pinned to the last CPU (bench
+# echo_mc_pinned; taskset semantics through echo_load -a).
+# xloop: messages per second from one loop to another through a channel
+# (batched receive), median of RUNS runs.
+#
+# Appends to BUILD/bench/results.jsonl, e.g.
+#   {"bench":"echo_mc","impl":"cio-2","value":REQ_PER_S,"unit":"req/s",
+#    "runs":R,"cpu_us_per_req":X,"scaling":RATIO_TO_CIO_1}
+#   {"bench":"xloop","impl":"cio","value":MSGS_PER_S,"unit":"msg/s",...}
+# and prints a table.
+#
+# Usage: bench/mc/run_mc.sh BUILD
+# Environment: MC_RUNS (3), MC_SECONDS (5), MC_WARMUP (1), MC_CONNS (100),
+# MC_PORT (18865), MC_MSGS (2000000).
+set -euo pipefail
+
+build=${1:?usage: run_mc.sh BUILD}
+bin=$build/bench/mc
+load=$build/bench/echo/echo_load
+out=$build/bench/results.jsonl
+runs=${MC_RUNS:-3}
+secs=${MC_SECONDS:-5}
+warm=${MC_WARMUP:-1}
+conns=${MC_CONNS:-100}
+port=${MC_PORT:-18865}
+msgs=${MC_MSGS:-2000000}
+
+for b in "$bin/echo_mc" "$bin/xloop_msgs" "$load"; do
+    if [[ ! -x $b ]]; then
+        echo "run_mc.sh: no $b; build first (make)" >&2
+        exit 1
+    fi
+done
+if grep -Eq '^CIO_(SANITIZE|TSAN):BOOL=ON' "$build/CMakeCache.txt" \
+    2>/dev/null; then
+    echo "run_mc.sh: $build is a sanitizer build; its timings mean" \
+        "nothing" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d)
+spid=""
+cleanup() {
+    [[ -n $spid ]] && kill -KILL "$spid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+ncpu=$(nproc)
+last_cpu=$((ncpu - 1))
+
+server_args() {
+    case $1 in
+    cio-1) args=(1 reuseport) ;;
+    cio-2) args=(2 reuseport) ;;
+    cio-2-handoff) args=(2 handoff) ;;
+    *) echo "run_mc.sh: unknown implementation $1" >&2; return 1 ;;
+    esac
+}
+
+start_server() {
+    server_args "$1"
+    "$bin/echo_mc" "$port" "${args[@]}" >>"$tmp/server.log" 2>&1 &
+    spid=$!
+    local i
+    for ((i = 0; i < 200; i++)); do
+        if ! kill -0 "$spid" 2>/dev/null; then
+            wait "$spid" 2>/dev/null || true
+            spid=""
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.025
+    done
+    return 1
+}
+
+stop_server() {
+    [[ -z $spid ]] && return 0
+    kill -TERM "$spid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 60; i++)); do
+        kill -0 "$spid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    spid=""
+}
+
+field() {
+    awk -v n="$1" '$1 == n { print $2 }' "$2"
+}
+
+# measure BENCH IMPL [load options...]: one run, appended to $tmp/runs.
+measure() {
+    local bench=$1 impl=$2
+    shift 2
+    if ! start_server "$impl"; then
+        echo "run_mc.sh: $impl did not start" >&2
+        stop_server
+        return 0
+    fi
+    if "$load" -c "$conns" -d "$secs" -w "$warm" -p "$spid" "$@" "$port" \
+        >"$tmp/load.out" 2>>"$tmp/server.log"; then
+        echo "$bench $impl $(field echo.rps "$tmp/load.out")" \
+            "$(field echo.cpu_us_per_req "$tmp/load.out")" >>"$tmp/runs"
+    fi
+    stop_server
+}
+
+start=$SECONDS
+: >"$tmp/runs"
+impls=(cio-1 cio-2 cio-2-handoff)
+n=${#impls[@]}
+for ((r = 0; r < runs; r++)); do
+    echo "echo_mc: run $((r + 1))/$runs ..." >&2
+    for ((k = 0; k < n; k++)); do
+        measure echo_mc "${impls[$(((k + r) % n))]}"
+    done
+    if ((ncpu > 1)); then
+        for ((k = 0; k < 2; k++)); do
+            measure echo_mc_pinned "${impls[$(((k + r) % 2))]}" \
+                -a "$last_cpu"
+        done
+    fi
+done
+echo "xloop: $runs runs of $msgs messages ..." >&2
+for ((r = 0; r < runs; r++)); do
+    "$bin/xloop_msgs" "$msgs" >"$tmp/x.out"
+    echo "xloop cio $(field xloop.msgs_per_s "$tmp/x.out")" \
+        "$(field xloop.spawn_join_us "$tmp/x.out")" \
+        "$(field xloop.msgs_per_s_single "$tmp/x.out")" >>"$tmp/runs"
+done
+
+mkdir -p "$(dirname "$out")"
+awk -v out="$out" -v conns="$conns" -v secs="$secs" -v runs="$runs" \
+    -v ncpu="$ncpu" '
+function median(s,    v, m, i, j, t) {
+    m = split(s, v, " ")
+    for (i = 2; i <= m; i++)
+        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
+            t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+        }
+    return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+}
+{
+    k = $1 SUBSEP $2
+    if (!(k in cnt))
+        order[++nk] = k
+    a[k] = a[k] " " $3; b[k] = b[k] " " $4; c[k] = c[k] " " $5; cnt[k]++
+}
+END {
+    printf "\nmulti-core: %d CPUs; echo: %d connections, 64 B, %g s " \
+           "measured; medians of %d runs\n", ncpu, conns, secs, runs
+    printf "%-16s %-14s %12s %8s %11s\n", "bench", "impl", "value",
+           "x cio-1", "cpu_us/req"
+    for (i = 1; i <= nk; i++) {
+        k = order[i]; split(k, p, SUBSEP)
+        mv[k] = median(a[k])
+    }
+    for (i = 1; i <= nk; i++) {
+        k = order[i]; split(k, p, SUBSEP)
+        if (p[1] == "xloop") {
+            rec = sprintf("{\"bench\":\"xloop\",\"impl\":\"cio\"," \
+                          "\"value\":%.0f,\"unit\":\"msg/s\",\"runs\":%d," \
+                          "\"single_msgs_per_s\":%.0f," \
+                          "\"spawn_join_us\":%.2f}", mv[k], cnt[k],
+                          median(c[k]), median(b[k]))
+            printf "%-16s %-14s %12.0f %8s %11s  (1 at a time: %.0f " \
+                   "msg/s; spawn+join %.1f us)\n", p[1], p[2], mv[k], "-",
+                   "-", median(c[k]), median(b[k])
+        } else {
+            base = p[1] SUBSEP "cio-1"
+            ratio = (base in mv) && mv[base] > 0 ? mv[k] / mv[base] : 0
+            rec = sprintf("{\"bench\":\"%s\",\"impl\":\"%s\"," \
+                          "\"value\":%.1f,\"unit\":\"req/s\",\"n\":%d," \
+                          "\"runs\":%d,\"cpu_us_per_req\":%.2f," \
+                          "\"scaling\":%.2f}", p[1], p[2], mv[k], conns,
+                          cnt[k], median(b[k]), ratio)
+            printf "%-16s %-14s %12.0f %8.2f %11.2f\n", p[1], p[2], mv[k],
+                   ratio, median(b[k])
+        }
+        print rec >> out
+    }
+    printf "\nper run:\n"
+    for (i = 1; i <= nk; i++) {
+        k = order[i]; split(k, p, SUBSEP)
+        printf "  %-16s %-14s%s\n", p[1], p[2], a[k]
+    }
+}' "$tmp/runs"
+grep -v 'shutting down' "$tmp/server.log" | sort | uniq -c |
+    sed 's/^/server log: /' | head -10 || true
+echo "mc: $((SECONDS - start)) s; results appended to $out" >&2

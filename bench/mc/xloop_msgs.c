@@ -1,0 +1,121 @@
+/* xloop_msgs.c: messages per second between two loops.
+ *
+ * Loop 1 sends N 8-byte messages into a channel owned by loop 0, which
+ * takes them in batches (cio_chan_recv_many); then the same one message at
+ * a time; then cross-loop task round trips (cio_xloop_spawn + join).
+ * Prints `name value unit` lines.
+ *
+ * Usage: xloop_msgs [N] (default 2000000). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <cio.h>
+#include <cio/xloop.h>
+
+typedef struct bench {
+    long n;
+    cio_chan *ch;
+    double batch_rate, single_rate, spawn_us;
+} bench;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int produce(void *arg)
+{
+    bench *b = arg;
+    for (long i = 0; i < b->n; i++) {
+        uint64_t v = (uint64_t)i;
+        int rc = cio_chan_send(b->ch, &v);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* Receive n messages from loop 1; `batch` at a time. */
+static int run_pass(bench *b, size_t batch, double *rate)
+{
+    int rc = cio_chan_new(&b->ch, sizeof(uint64_t), 1024);
+    if (rc < 0)
+        return rc;
+    cio_xtask *h;
+    double t0 = now_s();
+    rc = cio_xloop_spawn(&h, 1, produce, b);
+    uint64_t buf[256], sum = 0;
+    long got = 0;
+    while (rc == 0 && got < b->n) {
+        ssize_t k = cio_chan_recv_many(b->ch, buf, batch);
+        if (k < 0) {
+            rc = (int)k;
+            break;
+        }
+        for (ssize_t i = 0; i < k; i++)
+            sum += buf[i];
+        got += k;
+    }
+    *rate = (double)got / (now_s() - t0);
+    int res = 0;
+    if (rc == 0)
+        rc = cio_xloop_join(h, &res);
+    cio_chan_free(b->ch);
+    if (rc == 0 && sum != (uint64_t)b->n * (uint64_t)(b->n - 1) / 2)
+        rc = -EPROTO;
+    return rc < 0 ? rc : res;
+}
+
+static int bench_main(void *arg)
+{
+    bench *b = arg;
+    if (cio_loop_index() != 0) {
+        int rc = cio_sleep(3600 * CIO_SEC);
+        return rc == -ECANCELED ? 0 : rc;
+    }
+    int rc = run_pass(b, 256, &b->batch_rate);
+    if (rc == 0)
+        rc = run_pass(b, 1, &b->single_rate);
+    long trips = b->n / 20;
+    double t0 = now_s();
+    for (long i = 0; rc == 0 && i < trips; i++) {
+        cio_xtask *h;
+        int res;
+        rc = cio_xloop_spawn(&h, 1, nothing, NULL);
+        if (rc == 0)
+            rc = cio_xloop_join(h, &res);
+    }
+    b->spawn_us = (now_s() - t0) / (double)trips * 1e6;
+    cio_multi_cancel();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    bench b = {.n = argc > 1 ? atol(argv[1]) : 2000000};
+    if (b.n < 20) {
+        fprintf(stderr, "usage: xloop_msgs [N >= 20]\n");
+        return 2;
+    }
+    cio_multi_config cfg;
+    cio_multi_config_init(&cfg);
+    cfg.loops = 2;
+    int rc = cio_run_multi(&cfg, bench_main, &b);
+    if (rc < 0) {
+        fprintf(stderr, "xloop_msgs: %s\n", cio_strerror(rc));
+        return 1;
+    }
+    printf("xloop.msgs_per_s %.0f msg/s\n", b.batch_rate);
+    printf("xloop.msgs_per_s_single %.0f msg/s\n", b.single_rate);
+    printf("xloop.spawn_join_us %.2f us\n", b.spawn_us);
+    return 0;
+}
