@@ -846,6 +846,86 @@ TEST_REALTIME(pg_pool_under_contention)
     return 0;
 }
 
+typedef struct slowjob {
+    cio_pg_pool *pool;
+    cio_event holding;
+} slowjob;
+
+static int pool_slow(void *arg)
+{
+    slowjob *j = arg;
+    cio_pg_pool *pool = j->pool;
+    cio_pg *c;
+    int rc = cio_pg_pool_acquire(pool, &c);
+    if (rc < 0)
+        return rc;
+    cio_event_set(&j->holding);
+    rc = cio_pg_exec(c, "BEGIN; SELECT pg_sleep(10)");
+    cio_pg_pool_release(pool, c); /* in a cancelled task */
+    return rc;
+}
+
+TEST_REALTIME(pg_pool_task_cancelled_mid_query_returns_a_clean_connection)
+{
+    const char *ci = CONNINFO();
+    cio_pg_pool_config cfg = {.conninfo = ci, .max_size = 1};
+    cio_pg_pool *pool;
+    ASSERT_OK(cio_pg_pool_create(&pool, &cfg));
+    slowjob j = {.pool = pool};
+    cio_event_init(&j.holding);
+    cio_task *t;
+    ASSERT_OK(cio_spawn(&t, pool_slow, &j));
+    ASSERT_OK(cio_event_wait(&j.holding));
+    cio_pg *c;
+    /* Waits for the one connection: the slow task has it. */
+    cio_scope sc;
+    ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(100 * CIO_MSEC), 0));
+    ASSERT_EQ(-ECANCELED, cio_pg_pool_acquire(pool, &c));
+    ASSERT_EQ(-ETIMEDOUT, cio_scope_exit(&sc));
+    ASSERT_OK(cio_task_cancel(t));
+    ASSERT_EQ(-ECANCELED, cio_task_join(t));
+    cio_task_free(t);
+    ASSERT_OK(cio_pg_pool_acquire(pool, &c));
+    ASSERT_STR_EQ("", cio_pg_error_sqlstate(c));
+    cio_pg_tx tx; /* idle: not left in the cancelled transaction */
+    ASSERT_OK(cio_pg_begin(c, &tx, 0));
+    ASSERT_OK(cio_pg_rollback(&tx));
+    ASSERT_OK(cio_pg_pool_release(pool, c));
+    cio_pool_stats st;
+    ASSERT_OK(cio_pg_pool_stats(pool, &st));
+    ASSERT_EQ(0, st.discarded);
+    ASSERT_EQ(1, st.opened);
+    ASSERT_OK(cio_pg_pool_close(pool));
+    return 0;
+}
+
+static int notify_waiter(void *arg)
+{
+    cio_pg_notification *n = NULL;
+    int rc = cio_pg_wait_notify(arg, &n, CIO_NEVER);
+    cio_pg_notification_free(n);
+    return rc;
+}
+
+TEST_REALTIME(pg_wait_notify_cancelled)
+{
+    cio_pg *c;
+    CONNECT(c);
+    ASSERT_OK(cio_pg_listen(c, "cio_never"));
+    cio_task *t;
+    ASSERT_OK(cio_spawn(&t, notify_waiter, c));
+    ASSERT_OK(cio_yield());
+    ASSERT_EQ(-EBUSY, cio_pg_exec(c, "SELECT 1"));
+    ASSERT_OK(cio_task_cancel(t));
+    ASSERT_EQ(-ECANCELED, cio_task_join(t));
+    cio_task_free(t);
+    ASSERT_EQ(1, scalar(c, "SELECT 1"));
+    cio_pg_notification *n;
+    ASSERT_EQ(-EINVAL, cio_pg_wait_notify(c, &n, -1));
+    cio_pg_close(c);
+    return 0;
+}
+
 TEST_REALTIME(pg_pool_acquire_honours_deadline)
 {
     const char *ci = CONNINFO();
