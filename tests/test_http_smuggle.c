@@ -197,3 +197,68 @@ TEST_REALTIME(http_valid_edge_cases_accepted)
     ASSERT_OK(cio_http_server_close(s, CIO_SEC));
     return 0;
 }
+
+/* Mutations of valid requests (bytes flipped, dropped, duplicated, cut):
+ * every one is answered or refused and the server keeps serving. Under
+ * the sanitizers and valgrind this is a small fuzzer. */
+TEST_REALTIME(http_mutated_requests_never_break_the_server)
+{
+    cio_http_server *s;
+    cio_http_server_opts o = {.head_timeout = 100 * CIO_MSEC,
+                              .body_timeout = 100 * CIO_MSEC};
+    ASSERT_OK(hu_start(&s, h_ok, NULL, &o));
+    int port = hu_port(s);
+    static const char *const seeds[] = {
+        "GET /a?b=c HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\n\r\n",
+    };
+    static const char noise[] = "\r\n :;%\0\x7f\x80\xff"
+                                "0aZ/?#-";
+    uint64_t rng = 0x9E3779B97F4A7C15u;
+    static char req[512], buf[4096];
+    int rounds = getenv("CIO_TEST_LIGHT") ? 40 : 150;
+    /* HTTP_FUZZ_ROUNDS and HTTP_FUZZ_SEED run a longer or other pass. */
+    if (getenv("HTTP_FUZZ_ROUNDS"))
+        rounds = atoi(getenv("HTTP_FUZZ_ROUNDS"));
+    if (getenv("HTTP_FUZZ_SEED"))
+        rng = strtoull(getenv("HTTP_FUZZ_SEED"), NULL, 0) | 1;
+    for (int i = 0; i < rounds; i++) {
+        const char *seed = seeds[i % 3];
+        size_t n = strlen(seed);
+        memcpy(req, seed, n);
+        for (int k = 0; k < 3 && n > 1; k++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            size_t at = (size_t)(rng % n);
+            switch ((rng >> 20) % 4) {
+            case 0: /* replace a byte */
+                req[at] = noise[(rng >> 32) % (sizeof noise - 1)];
+                break;
+            case 1: /* drop a byte */
+                memmove(req + at, req + at + 1, n - at - 1);
+                n--;
+                break;
+            case 2: /* duplicate a byte */
+                if (n + 1 < sizeof req) {
+                    memmove(req + at + 1, req + at, n - at);
+                    n++;
+                }
+                break;
+            default: /* cut */
+                n = at + 1;
+                break;
+            }
+        }
+        ssize_t got = hu_raw(port, req, n, buf, sizeof buf, 2000);
+        ASSERT_TRUE(got >= 0);
+        int st = got > 0 ? hu_status(buf) : 0;
+        if (got > 0 && st != 200 && (st < 400 || st > 505))
+            TEST_FAIL_("round %d: status %d", i, st);
+    }
+    const char ok[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    ASSERT_OK(hu_raw(port, ok, sizeof ok - 1, buf, sizeof buf, 5000));
+    ASSERT_EQ(200, hu_status(buf));
+    ASSERT_OK(cio_http_server_close(s, CIO_SEC));
+    return 0;
+}
