@@ -9,5 +9,9 @@
 #include "cio/exec.h"
 #include "cio/fs.h"
 #include "cio/process.h"
+#include "cio/pool.h"
+#include "cio/dns.h"
+#include "cio/tls.h"
+#include "cio/redis.h"
 
 #endif

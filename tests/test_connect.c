@@ -316,6 +316,32 @@ TEST(open_connection_host_gives_a_stream)
     return 0;
 }
 
+/* cio_open_connection takes names too: looked up, then raced. */
+TEST(open_connection_resolves_a_name)
+{
+    char path[] = "/tmp/cio-hosts-XXXXXX";
+    ASSERT_OK(use_hosts(path, "127.0.0.1 echo.test\n"));
+    cio_addr a;
+    cio_addr_ip(&a, "127.0.0.1", 0);
+    cio_server *srv;
+    ASSERT_OK(cio_server_start(&srv, &a, echo, NULL, NULL));
+    int port = cio_addr_port(cio_server_addr(srv));
+    cio_stream *s;
+    ASSERT_OK(cio_open_connection(&s, "echo.test", port, NULL));
+    ASSERT_OK(cio_stream_write(s, "hi\n", 3));
+    char buf[8];
+    ASSERT_EQ(3, cio_stream_readline(s, buf, sizeof buf));
+    ASSERT_OK(cio_stream_close(s));
+    /* Not in the hosts file, and no DNS server answers. */
+    ASSERT_EQ(-ETIMEDOUT, cio_open_connection(&s, "nowhere.test", port,
+                                              NULL));
+    ASSERT_EQ(-EINVAL, cio_open_connection(&s, "", port, NULL));
+    ASSERT_EQ(-EINVAL, cio_open_connection(&s, "echo.test", 70000, NULL));
+    ASSERT_OK(cio_server_close(srv, 0));
+    unlink(path);
+    return 0;
+}
+
 TEST(connect_bad_arguments)
 {
     int fd;

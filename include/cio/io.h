@@ -138,9 +138,12 @@ typedef struct cio_stream_opts {
  * -EINVAL. Does not suspend. */
 int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *opts);
 
-/* asyncio.open_connection(): connect to `host` (numeric, or "localhost")
- * and `port` and return a stream. Errors as cio_connect; -EINVAL for a
- * bad address. Suspends. */
+/* asyncio.open_connection(): connect to `host` and `port` and return a
+ * stream. A numeric address (or "localhost") is connected directly; a
+ * name is resolved and its addresses raced the RFC 8305 way
+ * (cio_open_connection_host in cio/dns.h, default options). Errors as
+ * cio_connect, plus the lookup's (CIO_ENOTFOUND, CIO_ENODATA, CIO_EDNS);
+ * -EINVAL for a NULL or empty host or a port outside 0-65535. Suspends. */
 int cio_open_connection(cio_stream **out, const char *host, int port,
                         const cio_stream_opts *opts);
 

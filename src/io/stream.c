@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cio/dns.h"
 #include "internal.h"
 
 #define DEFAULT_LIMIT ((size_t)64 * 1024)
@@ -181,6 +182,12 @@ int cio_open_connection(cio_stream **out, const char *host, int port,
         return -EINVAL;
     cio_addr a;
     int rc = cio_addr_ip(&a, host, port);
+    if (rc == -EINVAL && host != NULL && host[0] != '\0' && port >= 0 &&
+        port <= 65535) {
+        /* A name: resolve it and race the addresses (happy eyeballs). */
+        cio_connect_opts co = {.stream = opts ? *opts : (cio_stream_opts){0}};
+        return cio_open_connection_host(out, host, port, &co);
+    }
     if (rc < 0)
         return rc;
     int fd;
