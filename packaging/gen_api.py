@@ -15,7 +15,9 @@ import os
 import re
 import sys
 
-ORDER = ["core.h", "task.h", "sync.h", "io.h", "exec.h", "fs.h", "process.h"]
+ORDER = ["core.h", "task.h", "sync.h", "io.h", "exec.h", "fs.h", "process.h",
+         "pool.h", "dns.h", "tls.h", "http.h", "websocket.h", "redis.h", "pg.h",
+         "xloop.h", "test.h"]
 SECTION_RE = re.compile(r"/\*\s*-{2,}\s*(.*?)\s*-{2,}\s*\*/")
 
 
