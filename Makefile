@@ -23,7 +23,7 @@ CMAKE_FLAGS += -DCMAKE_C_COMPILER=$(CC)
 endif
 GEN := $(shell command -v ninja >/dev/null 2>&1 && echo -G Ninja)
 
-.PHONY: all test demo bench bench-report install clean valgrind fuzz
+.PHONY: all test demo bench bench-report soak install clean valgrind fuzz
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
@@ -41,6 +41,14 @@ demo: all
 
 bench: all
 	bench/run.sh $(BUILD)
+
+# A bounded load test: 10,000 connections on the echo server for
+# SOAK_SECONDS with resets and slow readers; fds and RSS must return to
+# their baseline.
+SOAK_SECONDS ?= 60
+SOAK_CONNS ?= 10000
+soak: all
+	$(BUILD)/bench/soak/soak $(SOAK_SECONDS) $(SOAK_CONNS)
 
 # Charts (gnuplot) and the results table in docs/benchmarks.md from the
 # last `make bench`.
