@@ -13,5 +13,6 @@
 #include "cio/dns.h"
 #include "cio/tls.h"
 #include "cio/redis.h"
+#include "cio/pg.h"
 
 #endif
