@@ -14,7 +14,8 @@
 #
 # Usage: bench/http/run_http.sh BUILD
 # Environment: HTTP_RUNS (3), HTTP_SECONDS (5), HTTP_CONNS (100),
-# HTTP_PORT (18780), HTTP_IMPLS (a space-separated list to run instead).
+# HTTP_PORT (18780), HTTP_IMPLS (a space-separated list to run instead),
+# HTTP_PIN (0; 1 pins the server to CPU 0 and wrk to CPU 1).
 set -euo pipefail
 
 build=${1:?usage: run_http.sh BUILD}
@@ -118,6 +119,8 @@ server_cmd() {
     aiohttp) cmd=("$aiopy" "$here/http_aiohttp.py" "$port") ;;
     *) echo "run_http.sh: unknown implementation $1" >&2; return 1 ;;
     esac
+    [[ ${HTTP_PIN:-0} == 1 ]] && cmd=(taskset -c 0 "${cmd[@]}")
+    return 0
 }
 
 start_server() {
@@ -182,12 +185,13 @@ measure() {
         notes+=("$impl: server did not start; run skipped")
         return 0
     fi
-    local url="http://127.0.0.1:$port/"
-    wrk -t1 -c"$conns" -d1s "$url" >/dev/null 2>&1 || true
+    local url="http://127.0.0.1:$port/" wrk=(wrk)
+    [[ ${HTTP_PIN:-0} == 1 ]] && wrk=(taskset -c 1 wrk)
+    "${wrk[@]}" -t1 -c"$conns" -d1s "$url" >/dev/null 2>&1 || true
     local t0 t1 hz
     hz=$(getconf CLK_TCK)
     t0=$(cpu_ticks "$spid")
-    if ! wrk -t1 -c"$conns" -d"${secs}s" --latency "$url" \
+    if ! "${wrk[@]}" -t1 -c"$conns" -d"${secs}s" --latency "$url" \
         >"$tmp/wrk.out" 2>&1; then
         stop_server
         notes+=("$impl: wrk failed; run skipped")
