@@ -32,7 +32,11 @@ typedef struct cio_multi_config {
      * handle_signals and shutdown_grace apply to the whole set: the first
      * SIGINT/SIGTERM cancels the main task of every loop, the grace period
      * runs, then every task left on every loop is cancelled; a second
-     * signal ends the process with that signal. */
+     * signal ends the process with that signal. The two signals are
+     * blocked before the loop threads start and read by the calling
+     * thread. A loop that waits for another signal (cio_signal_wait)
+     * needs it blocked in the calling thread before cio_run_multi, so
+     * that no thread of the set takes its default action. */
     cio_config loop;
     unsigned loops; /* number of loops; 0: the CPUs this process may use */
     int pin;        /* 1: pin loop i to the i-th CPU this process may use */
