@@ -8,6 +8,9 @@
 # implementations run round-robin, RUNS times; values are medians.
 # Then the same with the load client pinned to the last CPU (bench
 # echo_mc_pinned; taskset semantics through echo_load -a).
+# http_mc: bench/http's hello server on 1 and 2 loops (SO_REUSEPORT),
+# `wrk -t1 -c CONNS`, when the HTTP server is built and wrk is installed;
+# the server's CPU per request from /proc/PID/stat.
 # xloop: messages per second from one loop to another through a channel
 # (batched receive), median of RUNS runs.
 #
@@ -58,16 +61,18 @@ last_cpu=$((ncpu - 1))
 
 server_args() {
     case $1 in
-    cio-1) args=(1 reuseport) ;;
-    cio-2) args=(2 reuseport) ;;
-    cio-2-handoff) args=(2 handoff) ;;
+    cio-1) args=("$bin/echo_mc" "$port" 1 reuseport) ;;
+    cio-2) args=("$bin/echo_mc" "$port" 2 reuseport) ;;
+    cio-2-handoff) args=("$bin/echo_mc" "$port" 2 handoff) ;;
+    http-cio-1) args=("$bin/http_mc" "$port" 1) ;;
+    http-cio-2) args=("$bin/http_mc" "$port" 2) ;;
     *) echo "run_mc.sh: unknown implementation $1" >&2; return 1 ;;
     esac
 }
 
 start_server() {
     server_args "$1"
-    "$bin/echo_mc" "$port" "${args[@]}" >>"$tmp/server.log" 2>&1 &
+    "${args[@]}" >>"$tmp/server.log" 2>&1 &
     spid=$!
     local i
     for ((i = 0; i < 200; i++)); do
@@ -118,6 +123,45 @@ measure() {
     stop_server
 }
 
+# cpu_ticks PID: utime+stime of PID in clock ticks.
+cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# measure_http IMPL: wrk against http_mc; appended to $tmp/runs as
+# `http_mc cio-N rps cpu_us_per_req`.
+measure_http() {
+    local impl=$1
+    if ! start_server "$impl"; then
+        echo "run_mc.sh: $impl did not start" >&2
+        stop_server
+        return 0
+    fi
+    local url="http://127.0.0.1:$port/" c0 c1 reqs rps hz
+    wrk -t1 -c"$conns" -d"${warm}s" "$url" >/dev/null 2>&1 || true
+    c0=$(cpu_ticks "$spid")
+    if wrk -t1 -c"$conns" -d"${secs}s" "$url" >"$tmp/wrk.out" 2>&1; then
+        c1=$(cpu_ticks "$spid")
+        hz=$(getconf CLK_TCK)
+        reqs=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
+        rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
+        if [[ -n $reqs && $reqs -gt 0 ]]; then
+            echo "http_mc ${impl#http-} $rps" \
+                "$(awk -v d=$((c1 - c0)) -v hz="$hz" -v n="$reqs" \
+                    'BEGIN { printf "%.2f", d / hz * 1e6 / n }')" \
+                >>"$tmp/runs"
+        fi
+    fi
+    stop_server
+}
+
+http=0
+if [[ -x $bin/http_mc ]] && command -v wrk >/dev/null; then
+    http=1
+else
+    echo "run_mc.sh: http_mc skipped (no HTTP server built or no wrk)" >&2
+fi
+
 start=$SECONDS
 : >"$tmp/runs"
 impls=(cio-1 cio-2 cio-2-handoff)
@@ -127,6 +171,11 @@ for ((r = 0; r < runs; r++)); do
     for ((k = 0; k < n; k++)); do
         measure echo_mc "${impls[$(((k + r) % n))]}"
     done
+    if ((http)); then
+        for ((k = 0; k < 2; k++)); do
+            measure_http "http-cio-$((1 + (k + r) % 2))"
+        done
+    fi
     if ((ncpu > 1)); then
         for ((k = 0; k < 2; k++)); do
             measure echo_mc_pinned "${impls[$(((k + r) % 2))]}" \
