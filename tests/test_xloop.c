@@ -344,8 +344,7 @@ typedef struct xchg {
 static int make_inbox(void *arg)
 {
     xchg *x = arg;
-    return cio_chan_new(&x->inbox[cio_loop_index()], sizeof(uint64_t),
-                        x->cap);
+    return cio_chan_new(&x->inbox[cio_loop_index()], sizeof(uint64_t), x->cap);
 }
 
 static int free_inbox(void *arg)
@@ -744,8 +743,7 @@ static int client(void *arg)
 {
     srvctx *c = arg;
     cio_stream *s;
-    int rc = cio_open_connection(&s, "127.0.0.1", atomic_load(&c->port),
-                                 NULL);
+    int rc = cio_open_connection(&s, "127.0.0.1", atomic_load(&c->port), NULL);
     if (rc < 0)
         return rc;
     char msg[] = "ping\n", buf[16];
@@ -821,11 +819,9 @@ TEST(multi_server_needs_a_set_and_an_ip)
     cio_addr a;
     cio_server *srv;
     ASSERT_OK(cio_addr_ip(&a, "127.0.0.1", 0));
-    ASSERT_EQ(-ESRCH, cio_multi_server_start(&srv, &a, echo_line, NULL,
-                                             NULL));
+    ASSERT_EQ(-ESRCH, cio_multi_server_start(&srv, &a, echo_line, NULL, NULL));
     ASSERT_OK(cio_addr_unix(&a, "@cio-xloop-test"));
-    ASSERT_EQ(-EINVAL, cio_multi_server_start(&srv, &a, echo_line, NULL,
-                                              NULL));
+    ASSERT_EQ(-EINVAL, cio_multi_server_start(&srv, &a, echo_line, NULL, NULL));
     return 0;
 }
 

@@ -88,7 +88,8 @@ static int acceptor(void *arg)
         if (rc < 0)
             break;
         cio_set_nodelay(fd, true);
-        rc = cio_chan_send(atomic_load(&a->inbox[next % (unsigned)a->loops]), &fd);
+        rc = cio_chan_send(atomic_load(&a->inbox[next % (unsigned)a->loops]),
+                           &fd);
         if (rc < 0) {
             close(fd);
             break;
@@ -146,8 +147,8 @@ int main(int argc, char **argv)
     long port = argc >= 3 ? strtol(argv[1], &end1, 10) : -1;
     long loops = argc >= 3 ? strtol(argv[2], &end2, 10) : -1;
     int handoff = argc == 4 && strcmp(argv[3], "handoff") == 0;
-    if (argc < 3 || argc > 4 || *end1 || *end2 || port < 1 ||
-        port > 65535 || loops < 1 || loops > MAX_LOOPS ||
+    if (argc < 3 || argc > 4 || *end1 || *end2 || port < 1 || port > 65535 ||
+        loops < 1 || loops > MAX_LOOPS ||
         (argc == 4 && !handoff && strcmp(argv[3], "reuseport") != 0)) {
         fprintf(stderr, "usage: echo_mc PORT LOOPS [reuseport|handoff]\n");
         return 2;

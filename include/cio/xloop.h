@@ -173,9 +173,8 @@ int cio_xloop_join(cio_xtask *h, int *result);
  * cio_server_start (CIO_REUSEPORT is added). 0; -EINVAL (NULL, not an IP
  * address); -ESRCH outside a cio_run_multi set; errors of
  * cio_server_start. Any loop; does not suspend. */
-int cio_multi_server_start(cio_server **out, const cio_addr *a,
-                           cio_conn_fn fn, void *arg,
-                           const cio_server_opts *opts);
+int cio_multi_server_start(cio_server **out, const cio_addr *a, cio_conn_fn fn,
+                           void *arg, const cio_server_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -51,7 +51,8 @@ static void xwait_drop(cio__remote *r)
 
 static void xwait_init(xwait *w, cio_task *t)
 {
-    *w = (xwait){.r = {.run = xwait_run, .drop = xwait_drop}, .task = t,
+    *w = (xwait){.r = {.run = xwait_run, .drop = xwait_drop},
+                 .task = t,
                  .loop = t->loop};
 }
 
@@ -312,8 +313,8 @@ static void on_signals(multi *m, int sfd, int *signalled)
             if (++*signalled > 1)
                 die_by(signo);
             cio__report("received %s: shutting down %u loops (again to "
-                        "force)", signo == SIGINT ? "SIGINT" : "SIGTERM",
-                        m->n);
+                        "force)",
+                        signo == SIGINT ? "SIGINT" : "SIGTERM", m->n);
             request_stop(m);
         }
     }
@@ -410,8 +411,8 @@ static void signals_stop(int sfd, const sigset_t *old)
 static int check_config(const cio_multi_config *cfg)
 {
     const cio_config *c = &cfg->loop;
-    if (cfg->loops > MAX_LOOPS || (c->stack_size && c->stack_size <
-                                   CIO_STACK_MIN) ||
+    if (cfg->loops > MAX_LOOPS ||
+        (c->stack_size && c->stack_size < CIO_STACK_MIN) ||
         c->backend < CIO_BACKEND_AUTO || c->backend > CIO_BACKEND_URING ||
         (c->clock != CIO_CLOCK_MONOTONIC && c->clock != CIO_CLOCK_VIRTUAL))
         return -EINVAL;
@@ -497,8 +498,7 @@ static int overall_result(const multi *m)
     return cancelled ? -ECANCELED : m->slots[0].result;
 }
 
-int cio_run_multi(const cio_multi_config *cfg, cio_task_fn main_fn,
-                  void *arg)
+int cio_run_multi(const cio_multi_config *cfg, cio_task_fn main_fn, void *arg)
 {
     cio_multi_config defaults;
     if (cfg == NULL) {
@@ -576,11 +576,11 @@ struct cio_chan {
     pthread_mutex_t mu;
     cio_loop *owner;
     size_t msg_size, cap;
-    size_t head, len;    /* ring: [head, head+len) modulo cap */
+    size_t head, len; /* ring: [head, head+len) modulo cap */
     unsigned char *ring;
     bool closed;
-    bool freed;          /* the owner released it */
-    int refs;            /* owner + waiting senders + a queued wakeup */
+    bool freed; /* the owner released it */
+    int refs;   /* owner + waiting senders + a queued wakeup */
     sendw *shead, *stail;
     /* Receivers: tasks of the owner loop only. The queue itself is touched
      * on the owner's thread only; `rwaiting` (its length) is shared. */
@@ -914,10 +914,10 @@ enum { XT_PENDING, XT_RUNNING, XT_DONE };
 struct cio_xtask {
     pthread_mutex_t mu;
     int state;
-    int refs;       /* the joiner's handle, the remote side, a queued cancel */
-    bool detached;  /* nobody joins: the remote task reports its error */
+    int refs;      /* the joiner's handle, the remote side, a queued cancel */
+    bool detached; /* nobody joins: the remote task reports its error */
     bool cancel_sent;
-    bool dropped;   /* the target loop closed before starting it */
+    bool dropped; /* the target loop closed before starting it */
     cio_task_fn fn;
     void *arg;
     int result;
@@ -1031,8 +1031,8 @@ int cio_xloop_spawn(cio_xtask **out, int loop, cio_task_fn fn, void *arg)
     h->fn = fn;
     h->arg = arg;
     h->start = (cio__remote){.run = xtask_start, .drop = xtask_start_drop};
-    h->cancel = (cio__remote){.run = xtask_cancel_run,
-                              .drop = xtask_cancel_drop};
+    h->cancel =
+        (cio__remote){.run = xtask_cancel_run, .drop = xtask_cancel_drop};
     slot *s = &m->slots[loop];
     int rc = -ESHUTDOWN;
     pthread_mutex_lock(&m->mu);
@@ -1106,9 +1106,8 @@ int cio_xloop_join(cio_xtask *h, int *result)
 
 /* ---- a server on every loop ---------------------------------------------- */
 
-int cio_multi_server_start(cio_server **out, const cio_addr *a,
-                           cio_conn_fn fn, void *arg,
-                           const cio_server_opts *opts)
+int cio_multi_server_start(cio_server **out, const cio_addr *a, cio_conn_fn fn,
+                           void *arg, const cio_server_opts *opts)
 {
     if (out == NULL || a == NULL || fn == NULL ||
         (a->u.sa.sa_family != AF_INET && a->u.sa.sa_family != AF_INET6))
