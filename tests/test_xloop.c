@@ -264,6 +264,24 @@ TEST(chan_free_refuses_while_receiving)
     return 0;
 }
 
+TEST(chan_woken_receiver_cancelled_after_losing_the_race)
+{
+    cio_chan *ch;
+    ASSERT_OK(cio_chan_new(&ch, sizeof(int), 2));
+    pair p = {.ch = ch};
+    cio_task *t;
+    ASSERT_OK(cio_spawn(&t, recv_one, &p));
+    ASSERT_OK(cio_wait_all_blocked());
+    int v = 1;
+    ASSERT_OK(cio_chan_try_send(ch, &v)); /* wakes the receiver... */
+    ASSERT_OK(cio_chan_try_recv(ch, &v)); /* ...which loses the race */
+    ASSERT_OK(cio_task_cancel(t));
+    ASSERT_EQ(-ECANCELED, cio_task_join(t));
+    cio_task_free(t);
+    ASSERT_OK(cio_chan_free(ch));
+    return 0;
+}
+
 /* A plain thread (an executor job) sends; the loop receives. */
 static int thread_sender(void *arg)
 {

@@ -210,6 +210,8 @@ static int loop_main(void *arg)
      * also counts: its slot stays closed). */
     while (m->starting > 0)
         pthread_cond_wait(&m->cv, &m->mu);
+    if (m->stop) /* stopped before this loop was known to the watcher */
+        cio_task_cancel(s->main);
     pthread_mutex_unlock(&m->mu);
     int rc = m->fn(m->arg);
     pthread_mutex_lock(&m->mu);
@@ -829,10 +831,14 @@ ssize_t cio_chan_recv_many(cio_chan *ch, void *msgs, size_t max)
     for (;;) {
         pthread_mutex_lock(&ch->mu);
         size_t n = take(ch, msgs, max);
-        if (n > 0 || ch->closed) {
+        /* Woken, then cancelled, and another receiver was faster: the
+         * cancellation is not lost by waiting again. */
+        if (n == 0 && !ch->closed && rc == 1)
+            rc = cio__cancelled(t);
+        if (n > 0 || ch->closed || rc < 0) {
             pthread_mutex_unlock(&ch->mu);
             ch->rbusy--;
-            return n > 0 ? (ssize_t)n : CIO_EOF;
+            return n > 0 ? (ssize_t)n : rc < 0 ? rc : CIO_EOF;
         }
         cio__waiter w = {.task = t};
         cio__waitq_push(&ch->rq, &w);
@@ -847,12 +853,13 @@ ssize_t cio_chan_recv_many(cio_chan *ch, void *msgs, size_t max)
         rc = cio__park(t, CIO__W_QUEUE_GET, ch, CIO_NEVER, 0);
         t->unlink = NULL;
         t->loop->external -= ext;
-        /* Woken: try again (a wakeup is a hint, not a message, so a
-         * receiver cancelled after it has nothing to hand on). */
         if (rc < 0) {
             ch->rbusy--;
             return rc;
         }
+        /* Woken: try again. A wakeup is a hint, not a message, so a
+         * receiver cancelled after it has nothing to hand on. */
+        rc = 1;
     }
 }
 
