@@ -6,7 +6,10 @@
 # SO_REUSEPORT (cio-2), and on 2 loops fed by one acceptor that hands the
 # sockets out round-robin through channels (cio-2-handoff). The
 # implementations run round-robin, RUNS times; values are medians.
-# Then the same with the load client pinned to the last CPU (bench
+# conn_mc: the same servers under conn_load, 4 threads each opening a
+# connection, echoing 64 bytes and closing: connections per second, where
+# the way connections are accepted and spread matters.
+# Then the echo load with the load client pinned to the last CPU (bench
 # echo_mc_pinned; taskset semantics through echo_load -a).
 # http_mc: bench/http's hello server on 1 and 2 loops (SO_REUSEPORT),
 # `wrk -t1 -c CONNS`, when the HTTP server is built and wrk is installed;
@@ -36,7 +39,7 @@ conns=${MC_CONNS:-100}
 port=${MC_PORT:-18865}
 msgs=${MC_MSGS:-2000000}
 
-for b in "$bin/echo_mc" "$bin/xloop_msgs" "$load"; do
+for b in "$bin/echo_mc" "$bin/xloop_msgs" "$bin/conn_load" "$load"; do
     if [[ ! -x $b ]]; then
         echo "run_mc.sh: no $b; build first (make)" >&2
         exit 1
@@ -155,6 +158,23 @@ measure_http() {
     stop_server
 }
 
+# measure_conn IMPL: conn_load (a connection per request) against
+# echo_mc; appended to $tmp/runs as `conn_mc IMPL conn_per_s cpu_us`.
+measure_conn() {
+    local impl=$1
+    if ! start_server "$impl"; then
+        echo "run_mc.sh: $impl did not start" >&2
+        stop_server
+        return 0
+    fi
+    if "$bin/conn_load" -t 4 -d "$secs" -w "$warm" -p "$spid" "$port" \
+        >"$tmp/conn.out" 2>>"$tmp/server.log"; then
+        echo "conn_mc $impl $(field conn.rate "$tmp/conn.out")" \
+            "$(field conn.cpu_us_per_conn "$tmp/conn.out")" >>"$tmp/runs"
+    fi
+    stop_server
+}
+
 http=0
 if [[ -x $bin/http_mc ]] && command -v wrk >/dev/null; then
     http=1
@@ -170,6 +190,9 @@ for ((r = 0; r < runs; r++)); do
     echo "echo_mc: run $((r + 1))/$runs ..." >&2
     for ((k = 0; k < n; k++)); do
         measure echo_mc "${impls[$(((k + r) % n))]}"
+    done
+    for ((k = 0; k < n; k++)); do
+        measure_conn "${impls[$(((k + r) % n))]}"
     done
     if ((http)); then
         for ((k = 0; k < 2; k++)); do
@@ -231,11 +254,13 @@ END {
         } else {
             base = p[1] SUBSEP "cio-1"
             ratio = (base in mv) && mv[base] > 0 ? mv[k] / mv[base] : 0
+            unit = p[1] == "conn_mc" ? "conn/s" : "req/s"
             rec = sprintf("{\"bench\":\"%s\",\"impl\":\"%s\"," \
-                          "\"value\":%.1f,\"unit\":\"req/s\",\"n\":%d," \
+                          "\"value\":%.1f,\"unit\":\"%s\",\"n\":%d," \
                           "\"runs\":%d,\"cpu_us_per_req\":%.2f," \
-                          "\"scaling\":%.2f}", p[1], p[2], mv[k], conns,
-                          cnt[k], median(b[k]), ratio)
+                          "\"scaling\":%.2f}", p[1], p[2], mv[k], unit,
+                          p[1] == "conn_mc" ? 4 : conns, cnt[k],
+                          median(b[k]), ratio)
             printf "%-16s %-14s %12.0f %8.2f %11.2f\n", p[1], p[2], mv[k],
                    ratio, median(b[k])
         }
