@@ -135,14 +135,14 @@ static const char upgrade[] = "GET /ws HTTP/1.1\r\nHost: x\r\n"
                               "\r\n";
 
 /* The close code the server answers a raw frame sequence with. */
-static int close_code_for(int port, const char *frames, size_t n)
+static int close_code_for(int port, const char *frames, size_t n, int ms)
 {
     char req[1024];
     memcpy(req, upgrade, sizeof upgrade - 1);
     memcpy(req + sizeof upgrade - 1, frames, n);
     static char buf[4096];
     ssize_t got =
-        hu_raw(port, req, sizeof upgrade - 1 + n, buf, sizeof buf, 3000);
+        hu_raw(port, req, sizeof upgrade - 1 + n, buf, sizeof buf, ms);
     if (got < 0)
         return (int)got;
     char *p = strstr(buf, "\r\n\r\n");
@@ -189,7 +189,7 @@ TEST_REALTIME(ws_protocol_violations_close_with_the_right_code)
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int code = close_code_for(port, cases[i].frames, cases[i].n);
+        int code = close_code_for(port, cases[i].frames, cases[i].n, 3000);
         if (code != cases[i].code) {
             fprintf(stderr, "  case '%s': close code %d, want %d\n",
                     cases[i].name, code, cases[i].code);
@@ -269,6 +269,26 @@ TEST_REALTIME(ws_cio_client_against_node_server)
     return 0;
 }
 
+TEST_REALTIME(ws_recv_timeout_keeps_the_socket_usable)
+{
+    cio_http_server *s;
+    ASSERT_OK(start_server(&s));
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/ws", hu_port(s));
+    cio_ws_opts o = {.recv_timeout = 50 * CIO_MSEC};
+    cio_ws *ws;
+    ASSERT_OK(cio_ws_connect(&ws, url, &o, NULL));
+    const void *d;
+    size_t n;
+    ASSERT_EQ(-ETIMEDOUT, cio_ws_recv(ws, &d, &n));
+    ASSERT_OK(cio_ws_send(ws, CIO_WS_TEXT, "again", 5));
+    ASSERT_EQ(CIO_WS_TEXT, cio_ws_recv(ws, &d, &n));
+    ASSERT_TRUE(n == 5 && memcmp(d, "again", 5) == 0);
+    ASSERT_OK(cio_ws_close(ws, 0, NULL));
+    stop_server(s);
+    return 0;
+}
+
 TEST_REALTIME(ws_connect_errors)
 {
     cio_ws *ws;
@@ -283,6 +303,49 @@ TEST_REALTIME(ws_connect_errors)
     int status = 0;
     ASSERT_EQ(CIO_EHTTP, cio_ws_connect(&ws, url, NULL, &status));
     ASSERT_EQ(404, status);
+    stop_server(s);
+    return 0;
+}
+
+/* Mutated frame sequences: the server answers, closes or drops the
+ * connection, and keeps serving. */
+TEST_REALTIME(ws_mutated_frames_never_break_the_server)
+{
+    cio_http_server *s;
+    ASSERT_OK(start_server(&s));
+    int port = hu_port(s);
+    static const char seed[] = "\x81\x85\x01\x02\x03\x04"
+                               "iguhn"                     /* text */
+                               "\x01\x82\0\0\0\0ab"        /* fragment */
+                               "\x89\x81\0\0\0\0p"         /* ping */
+                               "\x80\x81\0\0\0\0c"         /* last */
+                               "\x88\x82\0\0\0\0\x03\xe8"; /* close */
+    uint64_t rng = 0x2545F4914F6CDD1Du;
+    int rounds = getenv("CIO_TEST_LIGHT") ? 30 : 120;
+    static char frames[128];
+    for (int i = 0; i < rounds; i++) {
+        size_t n = sizeof seed - 1;
+        memcpy(frames, seed, n);
+        for (int k = 0; k < 2; k++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            size_t at = (size_t)(rng % n);
+            if ((rng >> 40) % 3 == 0)
+                n = at + 1; /* cut */
+            else
+                frames[at] ^= (char)(1u << ((rng >> 32) % 8));
+        }
+        int code = close_code_for(port, frames, n, 100);
+        ASSERT_TRUE(code >= 0);
+    }
+    cio_ws *ws;
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/ws", port);
+    ASSERT_OK(cio_ws_connect(&ws, url, NULL, NULL));
+    ASSERT_OK(cio_ws_send(ws, CIO_WS_TEXT, "still here", 10));
+    const void *d;
+    size_t len;
+    ASSERT_EQ(CIO_WS_TEXT, cio_ws_recv(ws, &d, &len));
+    ASSERT_OK(cio_ws_close(ws, 0, NULL));
     stop_server(s);
     return 0;
 }

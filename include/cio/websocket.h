@@ -44,6 +44,10 @@ typedef struct cio_ws cio_ws;
 typedef struct cio_ws_opts {
     size_t max_message;    /* reassembled message; 0: 16 MiB (1009 above) */
     int64_t close_timeout; /* wait for the peer's close; 0: 5 s */
+    /* cio_ws_recv gives up after this long without a whole message
+     * (-ETIMEDOUT), as aiohttp's receive_timeout; 0: only the caller's
+     * scopes limit it. */
+    int64_t recv_timeout;
     /* Client: the Sec-WebSocket-Protocol to ask for; server: the one to
      * answer with (the client must have offered it). NULL: none. */
     const char *protocol;
@@ -90,11 +94,13 @@ int cio_ws_ping(cio_ws *ws, const void *data, size_t n);
  * CIO_WS_BINARY) with `*data` / `*len` pointing into a buffer of `ws`
  * valid until the next receive. Pings are answered and pongs dropped on
  * the way. CIO_EOF once the peer closed (the close is answered; the code
- * in cio_ws_close_code); CIO_EHTTP for a protocol violation by the peer
- * (a close with 1002 / 1007 / 1009 was sent, see cio_ws_close_code);
- * -EMSGSIZE is reported the same way (1009); stream errors (the code is
- * then 1006); -ECANCELED (the connection can no longer be trusted to be
- * at a frame boundary: close it). Suspends. */
+ * in cio_ws_close_code, 1006 when the connection ended without a close
+ * frame); CIO_EHTTP for a protocol violation by the peer and -EMSGSIZE
+ * for a message above max_message (a close with 1002, 1007 or 1009 was
+ * sent, see cio_ws_close_code); -ETIMEDOUT after recv_timeout;
+ * -ECANCELED; stream errors. A timeout or cancellation between messages
+ * leaves `ws` usable; inside a message, or any other error, makes it
+ * unusable (later calls give -EPIPE): close it. Suspends. */
 int cio_ws_recv(cio_ws *ws, const void **data, size_t *len);
 
 /* The close code received from the peer (or sent, after a protocol

@@ -32,7 +32,9 @@ struct cio_ws {
     cio_stream *s;
     bool client; /* mask what we send; expect unmasked frames */
     bool close_sent, close_rcvd, broken;
+    bool in_frame; /* a frame header was read, its payload not yet */
     int code;
+    int64_t recv_timeout;
     size_t max_message;
     int64_t close_timeout;
     hbuf msg;     /* the message being reassembled */
@@ -324,6 +326,7 @@ static int read_header(cio_ws *ws, fhdr *f)
     ssize_t r = cio_stream_readexactly(ws->s, h, 2, NULL);
     if (r < 0)
         return (int)r;
+    ws->in_frame = true;
     f->fin = h[0] & 0x80;
     f->op = h[0] & 0x0F;
     f->masked = h[1] & 0x80;
@@ -380,6 +383,7 @@ static int read_frame(cio_ws *ws, int *type)
         rc = read_payload(ws, &f, ctl);
         if (rc < 0)
             return rc;
+        ws->in_frame = false;
         if (f.op == OP_CLOSE)
             return on_close(ws, ctl, (size_t)f.len);
         if (f.op == OP_PING && !ws->close_sent)
@@ -400,6 +404,7 @@ static int read_frame(cio_ws *ws, int *type)
     rc = read_payload(ws, &f, (unsigned char *)ws->msg.p + ws->msg.len);
     if (rc < 0)
         return rc;
+    ws->in_frame = false;
     ws->msg.len += (size_t)f.len;
     ws->msg.p[ws->msg.len] = '\0';
     if (!f.fin)
@@ -408,6 +413,15 @@ static int read_frame(cio_ws *ws, int *type)
         !utf8_ok((const unsigned char *)ws->msg.p, ws->msg.len))
         return violation(ws, CIO_WS_INVALID_DATA, CIO_EHTTP);
     return *type;
+}
+
+static int recv_loop(cio_ws *ws, int *type)
+{
+    for (;;) {
+        int rc = read_frame(ws, type);
+        if (rc != 0)
+            return rc;
+    }
 }
 
 int cio_ws_recv(cio_ws *ws, const void **data, size_t *len)
@@ -420,26 +434,38 @@ int cio_ws_recv(cio_ws *ws, const void **data, size_t *len)
         return -EPIPE;
     ws->msg.len = 0;
     int type = 0;
-    for (;;) {
-        int rc = read_frame(ws, &type);
-        if (rc > 0) {
-            *data = ws->msg.p;
-            *len = ws->msg.len;
-            return rc;
-        }
-        if (rc == CIO_EOF || rc == CIO_EINCOMPLETE) {
-            if (!ws->close_rcvd)
-                ws->code = CIO_WS_ABNORMAL; /* closed without a frame */
-            ws->close_rcvd = true;
-            return CIO_EOF;
-        }
-        if (rc < 0) {
-            ws->broken = true; /* maybe mid-frame: no longer usable */
-            if (ws->code == 0)
-                ws->code = CIO_WS_ABNORMAL;
-            return rc;
-        }
+    cio_scope sc;
+    int rc = cio_scope_enter(
+        &sc,
+        ws->recv_timeout > 0 ? cio_deadline_after(ws->recv_timeout) : CIO_NEVER,
+        0);
+    if (rc < 0)
+        return rc;
+    rc = recv_loop(ws, &type);
+    int sx = cio_scope_exit(&sc);
+    if (rc == -ECANCELED && sx == -ETIMEDOUT)
+        rc = -ETIMEDOUT;
+    if (rc > 0) {
+        *data = ws->msg.p;
+        *len = ws->msg.len;
+        return rc;
     }
+    if (rc == CIO_EOF || rc == CIO_EINCOMPLETE) {
+        if (!ws->close_rcvd)
+            ws->code = CIO_WS_ABNORMAL; /* closed without a close frame */
+        ws->close_rcvd = true;
+        return CIO_EOF;
+    }
+    /* Interrupted between messages the WebSocket stays usable; inside a
+     * frame or a fragmented message it is not. */
+    bool boundary =
+        (rc == -ECANCELED || rc == -ETIMEDOUT) && !ws->in_frame && type == 0;
+    if (!boundary) {
+        ws->broken = true;
+        if (ws->code == 0)
+            ws->code = CIO_WS_ABNORMAL;
+    }
+    return rc;
 }
 
 /* ---- Opening and closing ------------------------------------------------- */
@@ -455,6 +481,7 @@ static int ws_new(cio_ws **out, cio_stream *s, bool client,
     ws->max_message = o && o->max_message ? o->max_message : DEF_MAX_MESSAGE;
     ws->close_timeout =
         o && o->close_timeout > 0 ? o->close_timeout : DEF_CLOSE_TIMEOUT;
+    ws->recv_timeout = o && o->recv_timeout > 0 ? o->recv_timeout : 0;
     if (getrandom(&ws->rng, sizeof ws->rng, GRND_NONBLOCK) !=
         (ssize_t)sizeof ws->rng)
         ws->rng = (uint64_t)cio_now() ^ (uintptr_t)ws;
