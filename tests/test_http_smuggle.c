@@ -211,8 +211,8 @@ TEST_REALTIME(http_mutated_requests_never_break_the_server)
     static const char *const seeds[] = {
         "GET /a?b=c HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "5\r\nhello\r\n0\r\n\r\n",
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "5\r\nhello\r\n0\r\n\r\n"),
     };
     static const char noise[] = "\r\n :;%\0\x7f\x80\xff"
                                 "0aZ/?#-";
