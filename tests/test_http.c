@@ -533,6 +533,17 @@ TEST_REALTIME(http_static_files_ranges_and_etag)
     snprintf(hdr, sizeof hdr, "If-None-Match: %s\r\n", etag);
     ASSERT_EQ(304, raw_get(a.port, "/static/a.txt", hdr, buf, sizeof buf));
     ASSERT_TRUE(strstr(buf, "\r\n\r\n")[4] == '\0');
+    /* Last-Modified / If-Modified-Since. */
+    char *lm = strstr(buf, "Last-Modified: ");
+    ASSERT_TRUE(lm != NULL);
+    char date[64];
+    ASSERT_EQ(1, sscanf(lm, "Last-Modified: %40[^\r]", date));
+    snprintf(hdr, sizeof hdr, "If-Modified-Since: %s\r\n", date);
+    ASSERT_EQ(304, raw_get(a.port, "/static/a.txt", hdr, buf, sizeof buf));
+    ASSERT_EQ(200, raw_get(a.port, "/static/a.txt",
+                           "If-Modified-Since: Thu, 01 Jan 1998 00:00:00 GMT"
+                           "\r\n",
+                           buf, sizeof buf));
     ASSERT_EQ(206, raw_get(a.port, "/static/a.txt", "Range: bytes=2-5\r\n", buf,
                            sizeof buf));
     ASSERT_TRUE(strstr(buf, "Content-Range: bytes 2-5/16") != NULL);

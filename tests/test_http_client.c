@@ -58,6 +58,14 @@ static int h_to(cio_http_req *r, cio_http_writer *w, void *arg)
     return cio_http_send(w, atoi(code), NULL, "", 0);
 }
 
+/* Redirect to the absolute URL in the query string. */
+static int h_away(cio_http_req *r, cio_http_writer *w, void *arg)
+{
+    (void)arg;
+    cio_http_writer_header(w, "Location", cio_http_req_query(r));
+    return cio_http_send(w, 302, NULL, "", 0);
+}
+
 static int h_method(cio_http_req *r, cio_http_writer *w, void *arg)
 {
     (void)arg;
@@ -190,6 +198,7 @@ static int srv_start(srv *s, const cio_http_server_opts *o)
     cio_http_router_add(s->rt, "GET", "/flaky/{id}", h_flaky, s);
     cio_http_router_add(s->rt, "GET", "/inflight/{n}", h_inflight, s);
     cio_http_router_add(s->rt, "GET", "/close", h_close, NULL);
+    cio_http_router_add(s->rt, "GET", "/away", h_away, NULL);
     rc = hu_start(&s->s, cio_http_router_handler, s->rt, o);
     if (rc < 0) {
         cio_http_router_free(s->rt);
@@ -245,6 +254,23 @@ TEST_REALTIME(http_client_get_and_keepalive_reuse)
     ASSERT_OK(get(c, &s, "/hello", &r));
     cio_http_response_free(r);
     ASSERT_EQ(2, cio_http_client_connects(c));
+    ASSERT_OK(cio_http_client_close(c));
+    srv_stop(&s);
+    return 0;
+}
+
+TEST_REALTIME(http_client_host_by_name)
+{
+    srv s;
+    ASSERT_OK(srv_start(&s, NULL));
+    cio_http_client *c;
+    ASSERT_OK(cio_http_client_new(&c, NULL));
+    char url[128];
+    snprintf(url, sizeof url, "http://localhost:%d/hello", s.port);
+    cio_http_response *r;
+    ASSERT_OK(cio_http_get(c, &r, url));
+    ASSERT_STR_EQ("hello", body_of(r));
+    cio_http_response_free(r);
     ASSERT_OK(cio_http_client_close(c));
     srv_stop(&s);
     return 0;
@@ -749,10 +775,24 @@ TEST_REALTIME(http_https_server_and_client)
         cio_http_response_free(r);
     }
     ASSERT_EQ(1, cio_http_client_connects(c));
+    /* https -> http redirects only when allowed. */
+    srv plain;
+    ASSERT_OK(srv_start(&plain, NULL));
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/away?%s/hello", s.port,
+             plain.base);
+    cio_http_response *r;
+    ASSERT_EQ(-EPERM, cio_http_get(c, &r, url));
     ASSERT_OK(cio_http_client_close(c));
+    co.allow_insecure_redirect = true;
+    ASSERT_OK(cio_http_client_new(&c, &co));
+    ASSERT_OK(cio_http_get(c, &r, url));
+    ASSERT_STR_EQ("hello", body_of(r));
+    cio_http_response_free(r);
+    ASSERT_OK(cio_http_client_close(c));
+    srv_stop(&plain);
     /* A client that trusts nothing here refuses the certificate. */
     ASSERT_OK(cio_http_client_new(&c, NULL));
-    cio_http_response *r;
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/hello", s.port);
     int rc = cio_http_get(c, &r, url);
     ASSERT_TRUE(rc == CIO_ECERT || rc == CIO_ETLS);
     ASSERT_OK(cio_http_client_close(c));

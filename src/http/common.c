@@ -353,7 +353,7 @@ int64_t cio__http_parse_date(const char *s)
 {
     char wd[4], mon[4];
     int d, y, h, mi, se;
-    if (sscanf(s, "%3s %d %3s %d %d:%d:%d GMT", wd, &d, mon, &y, &h, &mi,
+    if (sscanf(s, "%3s, %d %3s %d %d:%d:%d GMT", wd, &d, mon, &y, &h, &mi,
                &se) != 7)
         return -1;
     int m = -1;
