@@ -139,6 +139,7 @@ static long outside_weight(void)
 {
     return cur_slot != NULL;
 }
+
 /* Per loop: the number of cio_multi_server_start calls made so far. */
 static _Thread_local unsigned server_seq;
 
@@ -158,11 +159,10 @@ static void cancel_main_cb(void *arg)
 
 static void force_cb(void *arg)
 {
-    slot *s = arg;
+    (void)arg;
     cio_loop *l = cio__loop;
     cio__loop_update_now(l);
     cio__cancel_all(l, true);
-    (void)s;
 }
 
 /* Run `fn(slot)` on every loop still up. Called with m->mu held. */
