@@ -14,5 +14,6 @@
 #include "cio/tls.h"
 #include "cio/redis.h"
 #include "cio/pg.h"
+#include "cio/xloop.h"
 
 #endif

@@ -276,6 +276,8 @@ TEST(stream_bad_input)
     ASSERT_EQ(-EINVAL, cio_stream_readuntil(NULL, buf, 4, "\n", 1, NULL));
     ASSERT_EQ(-EINVAL, cio_stream_write(NULL, buf, 4));
     ASSERT_EQ(0, cio_stream_close(NULL));
-    ASSERT_EQ(-EINVAL, cio_open_connection(&s, "not-an-ip", 80, NULL));
+    ASSERT_EQ(-EINVAL, cio_open_connection(&s, "", 80, NULL));
+    ASSERT_EQ(-EINVAL, cio_open_connection(&s, NULL, 80, NULL));
+    ASSERT_EQ(-EINVAL, cio_open_connection(&s, "127.0.0.1", 65536, NULL));
     return 0;
 }
