@@ -99,8 +99,11 @@ typedef struct cio_http_server_opts {
  * cio_http_router_handler for routing). `opts` NULL: the defaults; it is
  * copied (`server` too). The caller owns `*out` and ends it with
  * cio_http_server_close. 0; -EINVAL (NULLs; opts->tls without OpenSSL;
- * a Server value with CR/LF); -errno from
- * listen (-EADDRINUSE, ...); -ENOMEM; CIO_ENOTASK. Does not suspend. */
+ * a Server value with CR/LF); -errno from listen (-EADDRINUSE, ...);
+ * -ENOMEM; CIO_ENOTASK. Does not suspend (except to undo a start that
+ * failed with -ENOMEM). Idle keep-alive connections are closed by a task
+ * of the server that looks every idle_timeout / 8 (1 ms to 1 s), so up to
+ * that much after idle_timeout. */
 int cio_http_server_start(cio_http_server **out, const cio_addr *a,
                           cio_http_handler fn, void *arg,
                           const cio_http_server_opts *opts);

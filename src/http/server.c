@@ -22,6 +22,9 @@
 #define DEF_HEAD (10 * CIO_SEC)
 #define DEF_BODY (30 * CIO_SEC)
 #define DEF_WRITE (30 * CIO_SEC)
+/* The stream's write buffer: a response waits for room only above it. */
+#define HIGH_WATER ((size_t)64 * 1024)
+#define LOW_WATER ((size_t)16 * 1024)
 /* Unread request body discarded to keep a connection alive, at most. */
 #define DISCARD_MAX ((uint64_t)256 * 1024)
 
@@ -34,6 +37,8 @@ struct cio_http_server {
     bool closing;
     hconn *conns; /* every live connection, for shutdown */
     uint64_t requests;
+    cio_task *reaper; /* ends keep-alive waits past idle_timeout */
+    int64_t tick;
 };
 
 /* ---- llhttp callbacks ---------------------------------------------------- */
@@ -309,7 +314,8 @@ int cio__http_conn_send(hconn *c, const void *p, size_t n)
     int rc = cio_stream_write(c->s, p, n);
     if (rc < 0)
         return rc;
-    if (cio_stream_write_pending(c->s) == 0)
+    /* Below the high-water mark a drain would not wait: skip it. */
+    if (cio_stream_write_pending(c->s) <= HIGH_WATER)
         return 0;
     return timed(c, flush_op, c->hs->o.write_timeout, NULL);
 }
@@ -500,8 +506,19 @@ static int one_request(hconn *c, cio_http_req *r, cio_http_writer *w)
     c->head_done = c->msg_done = false;
     c->last = '\0';
     int rc = 0;
-    if (cio_stream_buffered(c->s) == 0)
-        rc = timed(c, wait_first_byte, hs->o.idle_timeout, &c->idle);
+    if (cio_stream_buffered(c->s) == 0) {
+        /* No timer per wait: the reaper cancels this scope once the
+         * connection has been idle for idle_timeout. */
+        cio_scope sc;
+        rc = cio_scope_enter(&sc, CIO_NEVER, 0);
+        if (rc == 0) {
+            c->idle_deadline = cio_now() + hs->o.idle_timeout;
+            c->idle = &sc;
+            rc = wait_first_byte(c);
+            c->idle = NULL;
+            cio_scope_exit(&sc);
+        }
+    }
     if (rc < 0 || hs->closing)
         return rc < 0 ? rc : CIO_ECLOSING;
     /* Usually the whole head is in already: parse it before arming the
@@ -594,6 +611,24 @@ static int serve_conn(cio_stream *s, void *arg)
 
 /* ---- The server ---------------------------------------------------------- */
 
+/* Keep-alive waits carry no timer of their own (a request would pay a
+ * timer insertion and removal): this task wakes every `tick` (an eighth
+ * of idle_timeout, 1 ms to 1 s) and cancels the waits that outlived
+ * idle_timeout. An idle connection is thus closed up to a tick late. */
+static int reaper(void *arg)
+{
+    cio_http_server *hs = arg;
+    for (;;) {
+        int rc = cio_sleep(hs->tick);
+        if (rc < 0)
+            return rc == -ECANCELED ? 0 : rc;
+        int64_t now = cio_now();
+        for (hconn *c = hs->conns; c; c = c->next)
+            if (c->idle && c->idle_deadline <= now)
+                cio_scope_cancel(c->idle);
+    }
+}
+
 int cio_http_server_start(cio_http_server **out, const cio_addr *a,
                           cio_http_handler fn, void *arg,
                           const cio_http_server_opts *opts)
@@ -636,9 +671,21 @@ int cio_http_server_start(cio_http_server **out, const cio_addr *a,
                           .max_conns = o->max_conns,
                           .listen_flags = o->listen_flags};
     so.stream.limit = o->max_head > 65536 ? o->max_head : 65536;
+    so.stream.high_water = HIGH_WATER;
+    so.stream.low_water = LOW_WATER;
+    hs->tick = o->idle_timeout / 8;
+    hs->tick = hs->tick < CIO_MSEC  ? CIO_MSEC
+               : hs->tick > CIO_SEC ? CIO_SEC
+                                    : hs->tick;
     rc = cio_server_start(&hs->srv, a, serve_conn, hs, &so);
     if (rc < 0)
         goto fail;
+    rc = cio_spawn(&hs->reaper, reaper, hs);
+    if (rc < 0) {
+        cio_server_close(hs->srv, 0);
+        goto fail;
+    }
+    cio_task_set_name(hs->reaper, "http-idle-reaper");
     *out = hs;
     return 0;
 fail:
@@ -677,6 +724,14 @@ int cio_http_server_close(cio_http_server *s, int64_t grace)
     if (s == NULL)
         return 0;
     s->closing = true;
+    /* The reaper ends at once when cancelled; joined under a shield so
+     * that a cancelled caller still frees it. */
+    cio_task_cancel(s->reaper);
+    cio_scope sh;
+    cio_scope_enter(&sh, CIO_NEVER, CIO_SCOPE_SHIELD);
+    cio_task_join(s->reaper);
+    cio_scope_exit(&sh);
+    cio_task_free(s->reaper);
     /* Idle keep-alive connections go at once; busy ones finish their
      * request and see `closing` before waiting for another. */
     for (hconn *c = s->conns; c; c = c->next)

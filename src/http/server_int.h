@@ -13,8 +13,9 @@ struct hconn {
     cio_http_server *hs;
     cio_stream *s;
     llhttp_t p;
-    hconn *prev, *next; /* the server's list */
-    cio_scope *idle;    /* set while waiting for a next request */
+    hconn *prev, *next;    /* the server's list */
+    cio_scope *idle;       /* set while waiting for a next request */
+    int64_t idle_deadline; /* when the reaper ends that wait */
     cio_addr peer;
     hbuf url;  /* the request target being parsed */
     hlist hdr; /* its headers */
