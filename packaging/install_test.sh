@@ -43,9 +43,11 @@ pc=$(find "$tmp/stage" -path '*/pkgconfig/cio.pc' -print -quit)
 [ -n "$pc" ] || fail "no cio.pc installed under the prefix"
 echo "cio.pc: ${pc#"$tmp/stage"/}"
 
-# Only our cio.pc is visible: not one installed on the system.
+# Our cio.pc comes first, before one installed on the system; the system's
+# directories stay visible for what cio links (libcares, openssl, ...).
+syspc=$(pkg-config --variable pc_path pkg-config)
 export PKG_CONFIG_LIBDIR
-PKG_CONFIG_LIBDIR=$(dirname "$pc")
+PKG_CONFIG_LIBDIR=$(dirname "$pc"):$syspc
 unset PKG_CONFIG_PATH
 libdir=$(pkg-config --variable=libdir cio)
 incdir=$(pkg-config --variable=includedir cio)
@@ -59,7 +61,7 @@ mkdir "$tmp/moved"
 mv "$tmp/stage" "$tmp/moved/prefix"
 prefix=$tmp/moved/prefix
 pc=$(find "$prefix" -path '*/pkgconfig/cio.pc' -print -quit)
-PKG_CONFIG_LIBDIR=$(dirname "$pc")
+PKG_CONFIG_LIBDIR=$(dirname "$pc"):$syspc
 libdir=$(pkg-config --variable=libdir cio)
 incdir=$(pkg-config --variable=includedir cio)
 case $libdir in "$prefix"/*) ;; *) fail "libdir $libdir is outside the moved prefix" ;; esac

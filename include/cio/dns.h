@@ -128,8 +128,11 @@ typedef struct cio_dns_txt {
     size_t len;
 } cio_dns_txt;
 
+/* SRV records of `name` (e.g. "_ldap._tcp.example.com"). Suspends. */
 int cio_resolve_srv(const char *name, cio_dns_srv **out, size_t *count);
+/* MX records of `name`. Suspends. */
 int cio_resolve_mx(const char *name, cio_dns_mx **out, size_t *count);
+/* TXT records of `name`. Suspends. */
 int cio_resolve_txt(const char *name, cio_dns_txt **out, size_t *count);
 
 /* Free an array from cio_resolve_srv, _mx or _txt. NULL is ignored. */

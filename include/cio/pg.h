@@ -168,8 +168,11 @@ int cio_pg_query_prepared(cio_pg *c, cio_pg_result **out, const char *name,
 
 /* None of the result and parameter functions suspend. */
 
-void cio_pg_result_free(cio_pg_result *r); /* NULL is ignored */
+/* Free a result. NULL is ignored. */
+void cio_pg_result_free(cio_pg_result *r);
+/* Rows in the result; 0 for NULL. */
 int cio_pg_nrows(const cio_pg_result *r);
+/* Columns in the result; 0 for NULL. */
 int cio_pg_ncols(const cio_pg_result *r);
 /* Column name, or NULL out of range. */
 const char *cio_pg_colname(const cio_pg_result *r, int col);
