@@ -1,258 +1,213 @@
-/* examples/demo.c: the cio model in about two seconds of real time.
- * 1. Pipeline: a producer feeds two workers through a queue holding two
- *    jobs, so it waits when they fall behind. When done it shuts the
- *    queue down; the workers drain it and stop. No sentinels.
- * 2. Fan-out: eight fetches, three at a time (a semaphore), each with a
- *    300 ms deadline (a scope); cio_gather keeps every result.
- * 3. Cancellation: a slow job gets 500 ms (cio_wait_for), then it is
- *    cancelled, saves its progress in a shielded scope, and has exited
- *    when wait_for returns.
- * 4. Network: a chat server and three clients on loopback; a SIGTERM
- *    closes the server gracefully: no new connections, 300 ms for the open
- *    ones to finish, then they are cancelled. */
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
+/* examples/demo.c (`make demo`): an HTTP server and a concurrent fetcher,
+ * both cio, in one process, in about two seconds.
+ *
+ * The server routes GET /items/{id}. Like real backends it misbehaves
+ * sometimes: every 7th item answers 503 on its first request, every 23rd
+ * takes 400 ms, and /items/0 is missing (404).
+ * The fetcher asks for 300 items with at most 16 requests in flight, a
+ * 150 ms timeout per attempt and two retries with jittered exponential
+ * backoff (asyncio's gather + Semaphore + retry recipe, as one call),
+ * while a progress line ticks. Then the server shuts down gracefully
+ * with a slow request still in flight: it stops accepting, the request
+ * finishes within the grace period, and the summary table is printed. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <cio.h>
+#include <cio/http.h>
 
-static int64_t t0; /* when the demo started */
+#define ITEMS 300
 
-/* Print a line stamped with the seconds since the start. */
-static void say(const char *fmt, ...)
+static int64_t t0;
+static char first_seen[ITEMS]; /* the server remembers flaky first tries */
+
+static double elapsed(void)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("[%6.3f] ", (double)(cio_now() - t0) / CIO_SEC);
-    vprintf(fmt, ap);
-    putchar('\n');
-    va_end(ap);
+    return (double)(cio_now() - t0) / CIO_SEC;
 }
 
-/* 1. Pipeline. */
-
-static cio_queue *jobs;
-
-static int producer(void *arg)
+/* GET /items/{id} */
+static int item(cio_http_req *r, cio_http_writer *w, void *arg)
 {
     (void)arg;
-    for (uintptr_t job = 1; job <= 8; job++) {
-        int rc = cio_queue_put(jobs, (void *)job); /* waits while full */
-        if (rc < 0)
-            return rc;
-        say("producer: queued job %u", (unsigned)job);
+    int id = atoi(cio_http_req_param(r, "id"));
+    if (id <= 0 || id >= ITEMS)
+        return cio_http_send(w, 404, "text/plain", "no such item\n", 13);
+    if (id % 7 == 0 && !first_seen[id]) {
+        first_seen[id] = 1; /* fails once, then works */
+        return cio_http_send(w, 503, "text/plain", "busy, retry\n", 12);
     }
-    say("producer: no more jobs, shutting the queue down");
-    return cio_queue_shutdown(jobs, false);
-}
-
-static int worker(void *arg)
-{
-    for (;;) {
-        void *job;
-        int rc = cio_queue_get(jobs, &job);
-        if (rc == -ESHUTDOWN) {
-            say("%s: queue shut down and empty, stopping", (char *)arg);
-            return 0;
-        }
-        if (rc == 0)
-            rc = cio_sleep(150 * CIO_MSEC); /* do the job */
-        if (rc < 0)
-            return rc;
-        say("%s: finished job %u", (char *)arg, (unsigned)(uintptr_t)job);
-    }
-}
-
-static int pipeline(void)
-{
-    int rc = cio_queue_new(&jobs, CIO_QUEUE_FIFO, 2, NULL);
-    if (rc < 0)
-        return rc;
-    cio_call calls[] = {{producer, NULL, 0}, {worker, "worker-1", 0},
-                        {worker, "worker-2", 0}};
-    rc = cio_gather(calls, 3, 0);
-    int frc = cio_queue_free(jobs);
-    return rc < 0 ? rc : frc;
-}
-
-/* 2. Fan-out with a limit and deadlines. */
-
-static const int fetch_ms[] = {120, 450, 80, 200, 600, 150, 90, 350};
-static cio_sem slots = CIO_SEM_INIT(3);
-
-static int fetch(void *arg)
-{
-    int i = (int)(intptr_t)arg;
-    int rc = cio_sem_acquire(&slots);
-    if (rc < 0)
-        return rc;
-    cio_scope sc; /* async with asyncio.timeout(0.3): */
-    rc = cio_scope_enter(&sc, cio_deadline_after(300 * CIO_MSEC), 0);
-    if (rc == 0) {
-        rc = cio_sleep(fetch_ms[i] * CIO_MSEC); /* the request */
-        int xrc = cio_scope_exit(&sc);
-        if (rc == -ECANCELED && xrc < 0)
-            rc = xrc; /* -ETIMEDOUT: our deadline, not a cancel */
-    }
-    int rrc = cio_sem_release(&slots);
-    say("fetch %d (%3d ms): %s", i, fetch_ms[i],
-        rc == 0 ? "ok" : cio_err_name(rc));
-    return rc < 0 ? rc : rrc;
-}
-
-static int fan_out(void)
-{
-    cio_call calls[8];
-    for (int i = 0; i < 8; i++)
-        calls[i] = (cio_call){fetch, (void *)(intptr_t)i, 0};
-    int rc = cio_gather(calls, 8, CIO_GATHER_RETURN_ERRORS);
-    for (int i = 0; i < 8 && rc == 0; i++)
-        if (calls[i].result < 0 && calls[i].result != -ETIMEDOUT)
-            rc = calls[i].result; /* a real failure, not a timeout */
-    say("gather: all eight fetches are back");
-    return rc;
-}
-
-/* 3. Cancelling a slow task. */
-
-static int slow_job(void *arg)
-{
-    (void)arg;
-    say("slow job: started, needs 5 s");
-    int rc = cio_sleep(5 * CIO_SEC);
-    if (rc == 0)
-        return 0;
-    say("slow job: %s, saving progress", cio_err_name(rc));
-    cio_scope shield; /* the task stays cancelled: shield the cleanup */
-    int src = cio_scope_enter(&shield, cio_deadline_after(CIO_SEC),
-                              CIO_SCOPE_SHIELD);
-    if (src == 0) {
-        src = cio_sleep(100 * CIO_MSEC);
-        int xrc = cio_scope_exit(&shield);
-        src = src < 0 ? src : xrc;
-    }
-    say("slow job: progress saved: %s", cio_err_name(src));
-    return rc;
-}
-
-/* 4. Network. */
-
-/* The chat server: echo each line back to its sender, tagged. */
-static int chat(cio_stream *s, void *arg)
-{
-    (void)arg;
-    char line[128], reply[160];
-    ssize_t n;
-    while ((n = cio_stream_readline(s, line, sizeof line - 1)) > 0) {
-        line[n] = '\0';
-        int len = snprintf(reply, sizeof reply, "server heard: %s", line);
-        int rc = cio_stream_write(s, reply, (size_t)len);
-        if (rc == 0)
-            rc = cio_stream_drain(s);
+    if (id % 23 == 0) {
+        int rc = cio_sleep(400 * CIO_MSEC); /* slower than any timeout */
         if (rc < 0)
             return rc;
     }
-    say("server: connection ended (%s)", n == 0 ? "client left" :
-        cio_err_name((int)n));
-    return (int)n;
+    char body[64];
+    int n = snprintf(body, sizeof body, "{\"id\": %d, \"square\": %d}\n", id,
+                     id * id);
+    return cio_http_send(w, 200, "application/json", body, (size_t)n);
 }
 
-static int port;
-
-/* A client says hello, then stays connected until the server goes. */
-static int client(void *arg)
+/* GET /slow: in flight when the shutdown starts. */
+static int slow(cio_http_req *r, cio_http_writer *w, void *arg)
 {
-    int id = (int)(intptr_t)arg;
-    cio_stream *s;
-    int rc = cio_open_connection(&s, "127.0.0.1", port, NULL);
-    if (rc < 0)
-        return rc;
-    char buf[160];
-    int len = snprintf(buf, sizeof buf, "hello from client %d\n", id);
-    rc = cio_stream_write(s, buf, (size_t)len);
-    ssize_t n = rc < 0 ? rc : cio_stream_readline(s, buf, sizeof buf - 1);
-    if (n > 0) {
-        buf[n - 1] = '\0';
-        say("client %d: got \"%s\"", id, buf);
-        n = cio_stream_read(s, buf, sizeof buf); /* until closed */
-        say("client %d: server closed the connection", id);
-    }
-    cio_stream_close(s);
-    return n < 0 ? (int)n : 0;
-}
-
-/* Plays the operator: after 300 ms, `kill -TERM` this process. */
-static int operator(void *arg)
-{
+    (void)r;
     (void)arg;
     int rc = cio_sleep(300 * CIO_MSEC);
-    if (rc < 0)
-        return rc;
-    say("operator: kill -TERM %d", (int)getpid());
-    return raise(SIGTERM) == 0 ? 0 : -EIO;
+    return rc < 0 ? rc : cio_http_send(w, 200, "text/plain", "done\n", 5);
 }
 
-static int network(void)
+typedef struct progress {
+    cio_http_server *srv;
+    bool done;
+} progress;
+
+/* The progress line (one line per tick when not on a terminal): requests
+ * the server answered so far. */
+static int ticker(void *arg)
 {
-    cio_addr a;
-    cio_server *srv;
-    int rc = cio_addr_ip(&a, "127.0.0.1", 0);
-    if (rc == 0)
-        rc = cio_server_start(&srv, &a, chat, NULL, NULL);
-    if (rc < 0)
-        return rc;
-    port = cio_addr_port(cio_server_addr(srv));
-    say("server: listening on port %d", port);
-    cio_group *g;
-    rc = cio_group_new(&g, 0);
-    for (intptr_t i = 1; i <= 3 && rc == 0; i++)
-        rc = cio_group_spawn(g, NULL, client, (void *)i);
-    if (rc == 0)
-        rc = cio_spawn(NULL, operator, NULL);
-    if (rc == 0)
-        rc = cio_signal_wait(SIGTERM); /* serve until then */
-    say("server: SIGTERM: closing with a 300 ms grace period");
-    int crc = cio_server_close(srv, 300 * CIO_MSEC);
-    int grc = g ? cio_group_join(g) : 0;
-    cio_group_free(g);
-    say("server: closed; %s", cio_err_name(grc));
-    return rc < 0 ? rc : crc < 0 ? crc : grc;
+    progress *p = arg;
+    bool tty = isatty(1);
+    while (!p->done) {
+        printf("%s  [%5.2f s] server answered %4llu requests%s",
+               tty ? "\r" : "", elapsed(),
+               (unsigned long long)cio_http_server_requests(p->srv),
+               tty ? "" : "\n");
+        fflush(stdout);
+        if (cio_sleep(100 * CIO_MSEC) < 0)
+            break;
+    }
+    if (tty)
+        printf("\n");
+    return 0;
 }
 
-static int demo(void *arg)
+static char base[64];
+
+static int get_slow(void *arg)
+{
+    char url[96];
+    snprintf(url, sizeof url, "%s/slow", base);
+    cio_http_response *resp;
+    int rc = cio_http_get(arg, &resp, url);
+    if (rc == 0) {
+        printf("  slow request finished during the shutdown: %d %s\n",
+               cio_http_response_status(resp),
+               cio_http_reason(cio_http_response_status(resp)));
+        cio_http_response_free(resp);
+    }
+    return rc;
+}
+
+/* The summary table: outcome by kind. */
+static void summary(const cio_http_fetch *it, size_t n, double secs)
+{
+    size_t ok = 0, retried = 0, missing = 0, failed = 0, attempts = 0;
+    for (size_t i = 0; i < n; i++) {
+        attempts += (size_t)it[i].attempts;
+        if (it[i].result == 0 && it[i].status == 200)
+            ok++;
+        else if (it[i].result == 0)
+            missing++;
+        else
+            failed++;
+        if (it[i].attempts > 1 && it[i].result == 0)
+            retried++;
+    }
+    printf("\n  %-34s %6s\n", "outcome", "items");
+    printf("  %-34s %6zu\n", "200 OK", ok);
+    printf("  %-34s %6zu\n", "  of which after a retry (503)", retried);
+    printf("  %-34s %6zu\n", "404 Not Found (not retried)", missing);
+    printf("  %-34s %6zu\n", "failed: timed out 3 times", failed);
+    printf("  %-34s %6zu\n", "requests made", attempts);
+    printf("  %-34s %6.2f s\n\n", "time", secs);
+    for (size_t i = 0; i < n; i++)
+        if (it[i].result < 0) {
+            printf("  e.g. %s: %s after %d attempts\n", it[i].url,
+                   cio_err_name(it[i].result), it[i].attempts);
+            break;
+        }
+}
+
+static int run(void *arg)
 {
     (void)arg;
     t0 = cio_now();
-    printf("1. pipeline: bounded queue, shutdown instead of sentinels\n");
-    int rc = pipeline();
+    cio_http_router *rt;
+    int rc = cio_http_router_new(&rt);
     if (rc < 0)
         return rc;
-    printf("2. fan-out: 3 at a time, 300 ms deadline each, gather\n");
-    rc = fan_out();
-    if (rc < 0)
+    cio_http_router_add(rt, "GET", "/items/{id}", item, NULL);
+    cio_http_router_add(rt, "GET", "/slow", slow, NULL);
+    cio_addr a;
+    cio_addr_ip(&a, "127.0.0.1", 0);
+    cio_http_server *srv;
+    rc = cio_http_server_start(&srv, &a, cio_http_router_handler, rt, NULL);
+    if (rc < 0) {
+        cio_http_router_free(rt);
         return rc;
-    printf("3. cancellation: wait_for gives a slow job 500 ms\n");
-    cio_task *t;
-    rc = cio_spawn(&t, slow_job, NULL);
-    if (rc < 0)
-        return rc;
-    rc = cio_wait_for(t, 500 * CIO_MSEC);
-    say("main: wait_for: %s; slow job done: %s", cio_err_name(rc),
-        cio_task_done(t) ? "yes" : "no");
-    cio_task_free(t);
-    if (rc != -ETIMEDOUT)
-        return rc;
-    printf("4. network: chat server, clients, graceful shutdown on SIGTERM\n");
-    return network();
+    }
+    snprintf(base, sizeof base, "http://127.0.0.1:%d",
+             cio_addr_port(cio_http_server_addr(srv)));
+    printf("cio demo: HTTP server on %s, fetching %d items\n", base,
+           ITEMS - 1);
+
+    cio_http_client *cl = NULL;
+    rc = cio_http_client_new(&cl, &(cio_http_client_opts){.max_per_host = 16});
+    static cio_http_fetch items[ITEMS - 1];
+    static char urls[ITEMS - 1][96];
+    for (int i = 0; i < ITEMS - 1; i++) {
+        snprintf(urls[i], sizeof urls[i], "%s/items/%d", base, i);
+        items[i] = (cio_http_fetch){.url = urls[i]};
+    }
+    progress p = {srv, false};
+    cio_task *tick = NULL;
+    if (rc == 0)
+        rc = cio_spawn(&tick, ticker, &p);
+    if (rc == 0) {
+        cio_http_fetch_opts fo = {.concurrency = 16,
+                                  .timeout = 150 * CIO_MSEC,
+                                  .retries = 2,
+                                  .backoff = 20 * CIO_MSEC};
+        int64_t start = cio_now();
+        int failed = cio_http_fetch_all(cl, items, ITEMS - 1, &fo);
+        double secs = (double)(cio_now() - start) / CIO_SEC;
+        p.done = true;
+        cio_task_join(tick);
+        cio_task_free(tick);
+        rc = failed < 0 ? failed : 0;
+        if (rc == 0)
+            summary(items, ITEMS - 1, secs);
+        cio_http_fetch_release(items, ITEMS - 1);
+    }
+
+    /* Graceful shutdown with a request in flight. */
+    cio_task *s = NULL;
+    if (rc == 0)
+        rc = cio_spawn(&s, get_slow, cl);
+    if (rc == 0) {
+        cio_sleep(50 * CIO_MSEC); /* let it reach the handler */
+        printf("  [%5.2f s] shutting down: no new connections, 1 s grace\n",
+               elapsed());
+    }
+    int crc = cio_http_server_close(srv, CIO_SEC);
+    if (s) {
+        int src = cio_task_join(s);
+        cio_task_free(s);
+        rc = rc < 0 ? rc : src;
+    }
+    printf("  [%5.2f s] server closed after %s\n", elapsed(),
+           crc == 0 ? "every request finished" : cio_err_name(crc));
+    cio_http_client_close(cl);
+    cio_http_router_free(rt);
+    return rc < 0 ? rc : crc;
 }
 
 int main(void)
 {
-    int rc = cio_run(demo, NULL);
-    if (rc < 0) {
+    int rc = cio_run(run, NULL);
+    if (rc < 0)
         fprintf(stderr, "demo: %s\n", cio_strerror(rc));
-        return 1;
-    }
-    return 0;
+    return rc < 0;
 }
