@@ -658,6 +658,20 @@ TEST_REALTIME(http_fetch_all_bounds_concurrency)
     ASSERT_EQ(2, s.max_inflight);
     cio_http_fetch_release(items, N);
     ASSERT_OK(cio_http_client_close(c));
+    /* And the total limit. */
+    co.max_per_host = 16;
+    co.max_total = 3;
+    ASSERT_OK(cio_http_client_new(&c, &co));
+    s.max_inflight = 0;
+    ASSERT_EQ(0, cio_http_fetch_all(c, items, N, &o));
+    ASSERT_EQ(3, s.max_inflight);
+    cio_http_fetch_release(items, N);
+    /* A client with a response still open refuses to close. */
+    cio_http_response *r;
+    ASSERT_OK(get(c, &s, "/hello", &r));
+    ASSERT_EQ(-EBUSY, cio_http_client_close(c));
+    cio_http_response_free(r);
+    ASSERT_OK(cio_http_client_close(c));
     srv_stop(&s);
     return 0;
 }
