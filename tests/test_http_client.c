@@ -578,6 +578,12 @@ TEST_REALTIME(http_client_malformed_responses)
     ASSERT_EQ(CIO_EHTTP, raw_get("HTTP/1.1 200 OK\r\nContent-Encoding: gzip"
                                  "\r\nContent-Length: 4\r\n\r\nnope",
                                  &r));
+    /* A head above max_head (64 KiB). */
+    static char big[80000];
+    int n = snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nX-Big: ");
+    memset(big + n, 'a', 70000);
+    memcpy(big + n + 70000, "\r\n\r\n", 5);
+    ASSERT_EQ(-EMSGSIZE, raw_get(big, &r));
     /* Interim 1xx responses are skipped; a body ended by close is fine. */
     ASSERT_EQ(200, raw_get("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"
                            "\r\nConnection: close\r\n\r\nuntil close",
