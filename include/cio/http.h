@@ -310,7 +310,8 @@ int cio_http_client_new(cio_http_client **out,
                         const cio_http_client_opts *opts);
 /* Close every pooled connection and free the client. Responses still
  * open must be freed first (-EBUSY otherwise, and nothing is freed).
- * 0; NULL gives 0. Does not suspend. */
+ * 0; NULL gives 0. Suspends (briefly: it closes the idle connections and
+ * the pools' maintenance tasks), and completes even when cancelled. */
 int cio_http_client_close(cio_http_client *c);
 
 /* Pooled connections: idle ones and ones lent to requests, for tests and

@@ -1,17 +1,18 @@
 /* The HTTP/1.1 client: requests over pooled keep-alive connections,
  * responses parsed by llhttp (strict), redirects, gzip/deflate decoding.
  *
- * The pool is the client's own: per host:port a list of idle connections
- * (most recently used first) and a semaphore bounding the connections in
- * use, plus one semaphore bounding them in total. An idle connection is
- * checked with a non-blocking MSG_PEEK before reuse, so one the server
- * closed meanwhile is dropped instead of failing a request. */
+ * Pooling: one generic pool (cio/pool.h) per scheme://host:port, bounded
+ * by max_per_host, with idle expiry; a semaphore bounds the connections
+ * in use over all hosts. The pool checks an idle connection before
+ * handing it out with a non-blocking MSG_PEEK, so one the server closed
+ * meanwhile is dropped instead of failing a request. */
 #include <strings.h>
 #include <sys/socket.h>
 #include <zlib.h>
 
 #include <llhttp.h>
 
+#include "cio/pool.h"
 #include "http_int.h"
 #ifdef CIO_HAVE_OPENSSL
 #include "cio/tls.h"
@@ -32,21 +33,20 @@
 
 typedef struct hostpool hostpool;
 typedef struct cconn {
-    struct cconn *next;
     hostpool *hp;
     cio_stream *s;
-    int64_t idle_since;
+    uint64_t uses; /* requests sent on it, this one included */
     bool reused;
 } cconn;
 
+/* One generic pool (cio/pool.h) per scheme://host:port. */
 struct hostpool {
     hostpool *next;
+    cio_http_client *c;
     char host[256];
     int port;
     bool https;
-    cio_sem slots; /* connections in use on this host */
-    cconn *idle;
-    size_t nidle;
+    cio_pool *pool;
 };
 
 struct cio_http_client {
@@ -55,7 +55,6 @@ struct cio_http_client {
     cio_sem total; /* connections in use */
     size_t live_responses;
     cio_tls_ctx *own_tls; /* the default context, made on demand */
-    size_t nidle;
     uint64_t connects;
 };
 
@@ -129,10 +128,8 @@ int cio_http_client_close(cio_http_client *c)
     hostpool *hp = c->hosts;
     while (hp) {
         hostpool *next = hp->next;
-        for (cconn *k = hp->idle, *kn; k; k = kn) {
-            kn = k->next;
-            conn_close(k);
-        }
+        /* Nothing is borrowed: this only closes the idle connections. */
+        cio_pool_close(hp->pool);
         cio__free(hp);
         hp = next;
     }
@@ -145,42 +142,18 @@ int cio_http_client_close(cio_http_client *c)
 
 size_t cio_http_client_idle(const cio_http_client *c)
 {
-    return c->nidle;
+    size_t n = 0;
+    for (const hostpool *hp = c->hosts; hp; hp = hp->next) {
+        cio_pool_stats st;
+        if (cio_pool_stats_get(hp->pool, &st) == 0)
+            n += st.idle;
+    }
+    return n;
 }
 
 uint64_t cio_http_client_connects(const cio_http_client *c)
 {
     return c->connects;
-}
-
-static hostpool *host_get(cio_http_client *c, const http_url *u)
-{
-    for (hostpool *hp = c->hosts; hp; hp = hp->next)
-        if (hp->port == u->port && hp->https == u->https &&
-            strcmp(hp->host, u->host) == 0)
-            return hp;
-    hostpool *hp = cio__calloc(1, sizeof *hp);
-    if (hp == NULL)
-        return NULL;
-    snprintf(hp->host, sizeof hp->host, "%s", u->host);
-    hp->port = u->port;
-    hp->https = u->https;
-    cio_sem_init(&hp->slots, (long)c->o.max_per_host, 0);
-    hp->next = c->hosts;
-    c->hosts = hp;
-    return hp;
-}
-
-/* Whether an idle connection still looks usable: nothing unexpected
- * buffered or arrived, and not closed by the server. */
-static bool idle_usable(cio_http_client *c, cconn *k)
-{
-    if (cio_now() - k->idle_since > c->o.idle_timeout ||
-        cio_stream_buffered(k->s) != 0)
-        return false;
-    char b;
-    ssize_t n = recv(cio_stream_fd(k->s), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 static int open_stream(cio_http_client *c, hostpool *hp, cio_stream **s)
@@ -207,75 +180,105 @@ static int open_stream(cio_http_client *c, hostpool *hp, cio_stream **s)
 #endif
 }
 
-/* Connect (and handshake) under the connect timeout. */
-static int connect_op(cio_http_client *c, hostpool *hp, cio_stream **s)
+/* The pool's open: connect (and handshake) under the connect timeout. */
+static int pool_open(void *ctx, void **conn)
 {
+    hostpool *hp = ctx;
+    cio_http_client *c = hp->c;
+    cconn *k = cio__calloc(1, sizeof *k);
+    if (k == NULL)
+        return -ENOMEM;
     cio_scope sc;
     int rc = cio_scope_enter(&sc, cio_deadline_after(c->o.connect_timeout), 0);
-    if (rc < 0)
-        return rc;
-    rc = open_stream(c, hp, s);
-    int sx = cio_scope_exit(&sc);
-    if (rc == -ECANCELED && sx == -ETIMEDOUT)
-        rc = -ETIMEDOUT;
-    return rc;
-}
-
-/* Borrow a connection to `u`'s host: an idle one unless `fresh`. */
-static int conn_acquire(cio_http_client *c, const http_url *u, bool fresh,
-                        cconn **out)
-{
-    hostpool *hp = host_get(c, u);
-    if (hp == NULL)
-        return -ENOMEM;
-    int rc = cio_sem_acquire(&hp->slots);
-    if (rc < 0)
-        return rc;
-    rc = cio_sem_acquire(&c->total);
-    if (rc < 0) {
-        cio_sem_release(&hp->slots);
-        return rc;
+    if (rc == 0) {
+        rc = open_stream(c, hp, &k->s);
+        int sx = cio_scope_exit(&sc);
+        if (rc == -ECANCELED && sx == -ETIMEDOUT)
+            rc = -ETIMEDOUT;
     }
-    while (!fresh && hp->idle) {
-        cconn *k = hp->idle;
-        hp->idle = k->next;
-        hp->nidle--;
-        c->nidle--;
-        if (idle_usable(c, k)) {
-            k->reused = true;
-            *out = k;
-            return 0;
-        }
-        conn_close(k);
-    }
-    cconn *k = cio__calloc(1, sizeof *k);
-    rc = k ? connect_op(c, hp, &k->s) : -ENOMEM;
     if (rc < 0) {
         cio__free(k);
-        cio_sem_release(&c->total);
-        cio_sem_release(&hp->slots);
         return rc;
     }
     c->connects++;
     k->hp = hp;
+    *conn = k;
+    return 0;
+}
+
+static void pool_close(void *ctx, void *conn)
+{
+    (void)ctx;
+    conn_close(conn);
+}
+
+/* The pool's check before reuse: nothing unexpected buffered or arrived
+ * (a non-blocking MSG_PEEK), and not closed by the server. */
+static int pool_check(void *ctx, void *conn)
+{
+    (void)ctx;
+    cconn *k = conn;
+    if (cio_stream_buffered(k->s) != 0)
+        return -EPROTO;
+    char b;
+    ssize_t n = recv(cio_stream_fd(k->s), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -ECONNRESET;
+}
+
+static hostpool *host_get(cio_http_client *c, const http_url *u)
+{
+    for (hostpool *hp = c->hosts; hp; hp = hp->next)
+        if (hp->port == u->port && hp->https == u->https &&
+            strcmp(hp->host, u->host) == 0)
+            return hp;
+    hostpool *hp = cio__calloc(1, sizeof *hp);
+    if (hp == NULL)
+        return NULL;
+    snprintf(hp->host, sizeof hp->host, "%s", u->host);
+    hp->port = u->port;
+    hp->https = u->https;
+    hp->c = c;
+    cio_pool_config cfg = {.max_size = c->o.max_per_host,
+                           .idle_timeout = c->o.idle_timeout,
+                           .open = pool_open,
+                           .close = pool_close,
+                           .check = pool_check,
+                           .ctx = hp};
+    if (cio_pool_create(&hp->pool, &cfg) < 0) {
+        cio__free(hp);
+        return NULL;
+    }
+    hp->next = c->hosts;
+    c->hosts = hp;
+    return hp;
+}
+
+/* Borrow a connection to `u`'s host: from its pool (an idle one, checked,
+ * or a new one), then a permit of the total limit. */
+static int conn_acquire(cio_http_client *c, const http_url *u, cconn **out)
+{
+    hostpool *hp = host_get(c, u);
+    if (hp == NULL)
+        return -ENOMEM;
+    void *conn;
+    int rc = cio_pool_acquire(hp->pool, &conn);
+    if (rc < 0)
+        return rc;
+    rc = cio_sem_acquire(&c->total);
+    if (rc < 0) {
+        cio_pool_release(hp->pool, conn, false);
+        return rc;
+    }
+    cconn *k = conn;
+    k->reused = k->uses++ > 0;
     *out = k;
     return 0;
 }
 
 static void conn_release(cio_http_client *c, cconn *k, bool reusable)
 {
-    hostpool *hp = k->hp;
     cio_sem_release(&c->total);
-    cio_sem_release(&hp->slots);
-    if (!reusable || hp->nidle >= c->o.max_per_host) {
-        conn_close(k);
-        return;
-    }
-    k->idle_since = cio_now();
-    k->next = hp->idle;
-    hp->idle = k;
-    hp->nidle++;
-    c->nidle++;
+    cio_pool_release(k->hp->pool, k, !reusable);
 }
 
 /* ---- Parsing the response ------------------------------------------------ */
@@ -654,7 +657,7 @@ static int hop(cio_http_client *c, cio_http_response *r, const char *method,
     int rc;
     for (int attempt = 0;; attempt++) {
         response_init(r, c, method);
-        rc = conn_acquire(c, u, attempt > 0, &r->conn);
+        rc = conn_acquire(c, u, &r->conn);
         if (rc < 0)
             return rc;
         rc = timed_exchange(r, method, u, o);
