@@ -314,8 +314,8 @@ int cio_http_client_new(cio_http_client **out,
  * the pools' maintenance tasks), and completes even when cancelled. */
 int cio_http_client_close(cio_http_client *c);
 
-/* Pooled connections: idle ones and ones lent to requests, for tests and
- * monitoring. */
+/* For tests and monitoring: the idle connections in the pools now, and
+ * the connections opened since the client was made. Do not suspend. */
 size_t cio_http_client_idle(const cio_http_client *c);
 uint64_t cio_http_client_connects(const cio_http_client *c);
 
