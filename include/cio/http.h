@@ -341,7 +341,8 @@ typedef struct cio_http_req_opts {
  * free it with cio_http_response_free. Redirects (301, 302, 303, 307,
  * 308) are followed up to max_redirects (303, and 301/302 after POST,
  * become GET without body). A connection from the pool that turns out
- * closed by the server before answering is replaced once, transparently.
+ * closed by the server before answering is replaced once, transparently,
+ * for idempotent methods (GET, HEAD, PUT, DELETE, OPTIONS, TRACE).
  * Returns 0 for any HTTP status (check cio_http_response_status);
  * -EINVAL for a bad URL, method or header; -EPROTONOSUPPORT for a
  * scheme other than http and https (or https without OpenSSL);

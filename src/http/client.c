@@ -627,6 +627,13 @@ static int timed_exchange(cio_http_response *r, const char *method,
     return rc;
 }
 
+static bool idempotent(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+           strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0 ||
+           strcmp(m, "OPTIONS") == 0 || strcmp(m, "TRACE") == 0;
+}
+
 static bool stale_error(int rc)
 {
     return rc == CIO_EOF || rc == -ECONNRESET || rc == -EPIPE;
@@ -663,8 +670,10 @@ static int hop(cio_http_client *c, cio_http_response *r, const char *method,
         rc = timed_exchange(r, method, u, o);
         if (rc == 0)
             break;
+        /* Only idempotent requests: a POST the server took before it
+         * dropped the connection must not run twice (RFC 9110 9.2.2). */
         bool retry = r->conn->reused && !r->got_bytes && stale_error(rc) &&
-                     o->body_fn == NULL && attempt == 0;
+                     o->body_fn == NULL && attempt == 0 && idempotent(method);
         conn_release(c, r->conn, false);
         r->conn = NULL;
         if (!retry)
