@@ -12,6 +12,8 @@
 #include "cio/pool.h"
 #include "cio/dns.h"
 #include "cio/tls.h"
+#include "cio/http.h"
+#include "cio/websocket.h"
 #include "cio/redis.h"
 #include "cio/pg.h"
 #include "cio/xloop.h"

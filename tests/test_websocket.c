@@ -209,14 +209,15 @@ TEST_REALTIME(ws_node_client_against_cio_server)
     ASSERT_OK(start_server(&s));
     char url[64];
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/ws", hu_port(s));
-    char *argv[] = {"node",
-                    "--no-warnings",
-                    "--experimental-websocket",
-                    (char *)hu_peer("ws_client.js"),
-                    url,
-                    NULL};
+    char *argv[] = {"node", "--no-warnings", (char *)hu_peer("ws_client.js"),
+                    url, NULL};
     char out[512];
-    ASSERT_EQ(0, hu_run(argv, NULL, out, sizeof out));
+    int rc = hu_run(argv, NULL, out, sizeof out);
+    if ((rc == -ENOENT || rc == 77) && !getenv("CIO_TEST_REQUIRE_SERVERS")) {
+        stop_server(s);
+        CIO_TEST_SKIP("no Node WebSocket client (node, and npm's ws)");
+    }
+    ASSERT_EQ(0, rc);
     ASSERT_STR_EQ("text:héllo wörld|bin:0,1,2,255|text:70000\n"
                   "close 4000 bye\n",
                   out);
@@ -230,7 +231,10 @@ TEST_REALTIME(ws_cio_client_against_node_server)
     cio_process_opts po = {.stdin_mode = CIO_PROC_PIPE,
                            .stdout_mode = CIO_PROC_PIPE};
     cio_process *p;
-    ASSERT_OK(cio_process_spawn(&p, "node", argv, &po));
+    int rc = cio_process_spawn(&p, "node", argv, &po);
+    if (rc == -ENOENT && !getenv("CIO_TEST_REQUIRE_SERVERS"))
+        CIO_TEST_SKIP("node is not installed");
+    ASSERT_OK(rc);
     char line[32];
     ssize_t n =
         cio_stream_readline(cio_process_stdout(p), line, sizeof line - 1);

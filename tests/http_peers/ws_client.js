@@ -1,7 +1,19 @@
-// A WebSocket client (Node's built-in, node --experimental-websocket) for
+// A WebSocket client (Node's built-in or the npm package ws) for
 // the cio server: sends a text and a binary message, prints the echoes,
 // then closes with 4000. usage: ws_client.js URL
-const ws = new WebSocket(process.argv[2]);
+// The global WebSocket (Node 22; Node 20 behind a flag), else the npm
+// package ws (tests/http_peers/package.json; .ci/run installs it). Exit
+// 77 (skip) when neither is there.
+let WS = globalThis.WebSocket;
+if (!WS) {
+  try {
+    WS = require("ws");
+  } catch (e) {
+    console.log("no WebSocket client: Node 22, or `npm install` in tests/http_peers");
+    process.exit(77);
+  }
+}
+const ws = new WS(process.argv[2]);
 ws.binaryType = "arraybuffer";
 const got = [];
 ws.onopen = () => {
