@@ -26,7 +26,9 @@ static int flaky(cio_http_req *r, cio_http_writer *w, void *arg)
 static int fetch(cio_http_client *c, char **urls, int n)
 {
     cio_http_fetch items[64];
-    for (int i = 0; i < n && i < 64; i++)
+    if (n > 64)
+        n = 64; /* this example's limit */
+    for (int i = 0; i < n; i++)
         items[i] = (cio_http_fetch){.url = urls[i]};
     cio_http_fetch_opts o = {.concurrency = 4,
                              .timeout = 10 * CIO_SEC,
