@@ -387,6 +387,31 @@ typedef struct cio__op {
     void (*done)(struct cio__op *op);
 } cio__op;
 
+/* Count a completion operation in the loop's statistics. */
+static inline void cio__count_op(cio_stats *st, int kind)
+{
+    switch (kind) {
+    case CIO__OP_RECV:
+        st->ops_recv++;
+        break;
+    case CIO__OP_SEND:
+        st->ops_send++;
+        break;
+    case CIO__OP_ACCEPT:
+        st->ops_accept++;
+        break;
+    case CIO__OP_CONNECT:
+        st->ops_connect++;
+        break;
+    case CIO__OP_READ:
+        st->ops_read++;
+        break;
+    case CIO__OP_WRITE:
+        st->ops_write++;
+        break;
+    }
+}
+
 typedef struct cio__backend_ops {
     const char *name;
     int (*init)(cio_loop *l, cio__backend **out);
@@ -545,6 +570,7 @@ struct cio_loop {
     int shutting_down;
     int deadlocked;
     cio_stats stats;
+    int64_t started_mono; /* CLOCK_MONOTONIC at loop creation */
     void *thread_stack_lo;
     size_t thread_stack_size;
     /* Calls from other threads: an eventfd wakes the loop. */

@@ -281,3 +281,27 @@ TEST(stream_bad_input)
     ASSERT_EQ(-EINVAL, cio_open_connection(&s, "127.0.0.1", 65536, NULL));
     return 0;
 }
+
+/* A blocking socket handed to a stream must not block the loop: the
+ * stream makes it non-blocking. */
+TEST(stream_open_makes_the_fd_nonblocking)
+{
+    int sv[2];
+    ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    ASSERT_TRUE(!(fcntl(sv[0], F_GETFL) & O_NONBLOCK));
+    cio_stream *a, *b;
+    ASSERT_OK(cio_stream_open(&a, sv[0], NULL));
+    ASSERT_OK(cio_stream_open(&b, sv[1], NULL));
+    ASSERT_TRUE(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
+    ASSERT_TRUE(fcntl(sv[1], F_GETFL) & O_NONBLOCK);
+    /* Nothing to read: the read waits (and times out) instead of
+     * blocking the thread in recv(). */
+    cio_scope sc;
+    ASSERT_OK(cio_scope_enter(&sc, cio_deadline_after(CIO_SEC), 0));
+    char c;
+    ASSERT_EQ(-ECANCELED, cio_stream_read(a, &c, 1));
+    ASSERT_EQ(-ETIMEDOUT, cio_scope_exit(&sc));
+    ASSERT_OK(cio_stream_close(a));
+    ASSERT_OK(cio_stream_close(b));
+    return 0;
+}

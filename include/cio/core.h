@@ -156,6 +156,16 @@ typedef struct cio_stats {
     uint64_t io_waits;       /* fd waits started */
     uint64_t stacks_mapped;  /* stacks ever mapped (pool misses) */
     uint64_t stacks_pooled;  /* stacks idle in the pool */
+    /* I/O by kind: readiness waits (epoll, or io_uring poll) by
+     * direction, and completion operations handed to io_uring. */
+    uint64_t fd_waits_read, fd_waits_write;
+    uint64_t ops_recv, ops_send, ops_accept, ops_connect, ops_read, ops_write;
+    /* Time since the loop started (real time, also on the virtual clock).
+     * In debug mode also the time spent running tasks and the time blocked
+     * in the backend waiting for I/O or timers; the rest is the loop's
+     * own work. Outside debug mode these two are 0 (the clock is not read
+     * at every step). */
+    int64_t run_ns, task_ns, poll_ns;
 } cio_stats;
 
 /* Counters of the loop running on this thread. -ESRCH outside a loop.

@@ -134,8 +134,8 @@ typedef struct cio_stream_opts {
 } cio_stream_opts;
 
 /* Wrap the connected socket or pipe `fd` in a stream; the stream owns
- * `fd` from then on, also on failure (then it is closed). 0, -ENOMEM,
- * -EINVAL. Does not suspend. */
+ * `fd` from then on, also on failure (then it is closed), and makes it
+ * non-blocking. 0, -ENOMEM, -EINVAL. Does not suspend. */
 int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *opts);
 
 /* asyncio.open_connection(): connect to `host` and `port` and return a

@@ -134,6 +134,7 @@ static void leave_task(cio_loop *l, cio_task *t)
     if (CIO__UNLIKELY(l->debug)) {
         cio__watchdog_leave(l);
         int64_t took = mono_now() - t->run_start;
+        l->stats.task_ns += took;
         if (took > l->slow_step)
             cio__report("slow step: task %s ran %.3f ms without suspending",
                         cio_task_name(t), (double)took / CIO_MSEC);
@@ -304,13 +305,24 @@ static int64_t poll_timeout(cio_loop *l)
  * and a busy loop would pay it per turn (Tokio's event_interval). */
 #define POLL_INTERVAL 61
 
+/* Poll the backend; in debug mode count the time it took. */
+static int poll_backend(cio_loop *l, int64_t timeout)
+{
+    if (CIO__LIKELY(!l->debug))
+        return l->bops->poll(l->backend, timeout);
+    int64_t t0 = mono_now();
+    int rc = l->bops->poll(l->backend, timeout);
+    l->stats.poll_ns += mono_now() - t0;
+    return rc;
+}
+
 /* Returns false when the loop must stop. */
 static bool wait_for_work(cio_loop *l)
 {
     if (l->runq_len > 0) {
         if (l->steps_since_poll >= POLL_INTERVAL) {
             l->steps_since_poll = 0;
-            l->bops->poll(l->backend, 0);
+            poll_backend(l, 0);
         }
         /* The clock matters only to timers and to scope deadlines. */
         if (cio__heap_top(&l->timers) || l->deadline_scopes > 0) {
@@ -332,14 +344,14 @@ static bool wait_for_work(cio_loop *l)
         /* Jobs on threads finish in real time: wait for them rather than
          * jump over them. Otherwise jump to the next timer. */
         if (l->external > 0 || !timers) {
-            l->bops->poll(l->backend, -1);
-        } else if (l->bops->poll(l->backend, 0) == 0) {
+            poll_backend(l, -1);
+        } else if (poll_backend(l, 0) == 0) {
             int64_t when = cio__heap_top(&l->timers)->when;
             if (when > l->now)
                 l->now = when;
         }
     } else {
-        l->bops->poll(l->backend, poll_timeout(l));
+        poll_backend(l, poll_timeout(l));
         cio__loop_update_now(l);
     }
     fire_timers(l);
@@ -476,7 +488,8 @@ static int loop_new(const cio_config *cfg, cio_loop **out)
     l->sfd = -1;
     l->shutdown_grace = cfg->shutdown_grace > 0 ? cfg->shutdown_grace
                                                 : 5 * CIO_SEC;
-    l->now = l->clock == CIO_CLOCK_VIRTUAL ? 0 : mono_now();
+    l->started_mono = mono_now();
+    l->now = l->clock == CIO_CLOCK_VIRTUAL ? 0 : l->started_mono;
     int rc = cio__stack_pool_init(&l->stacks);
     if (rc < 0)
         goto fail;
@@ -607,5 +620,6 @@ int cio_stats_get(cio_stats *out)
     out->stacks_mapped = cio__stack_mapped(l->stacks);
     out->stacks_pooled = cio__stack_pooled(l->stacks);
     out->io_waits = l->stats.io_waits;
+    out->run_ns = mono_now() - l->started_mono;
     return 0;
 }

@@ -29,6 +29,8 @@ int cio__fd_wait(cio_task *t, int fd, unsigned events, int64_t deadline)
     if (rc < 0)
         return rc;
     l->stats.io_waits++;
+    l->stats.fd_waits_read += (events & CIO_READABLE) != 0;
+    l->stats.fd_waits_write += (events & CIO_WRITABLE) != 0;
     t->fdw = &w;
     t->unlink = fd_unlink;
     t->wait_q = NULL;
@@ -104,6 +106,7 @@ ssize_t cio__op_run(cio__op *op)
     if (rc < 0)
         return rc;
     l->stats.io_waits++;
+    cio__count_op(&l->stats, op->kind);
     t->unlink = NULL;
     t->wait_q = NULL;
     t->unlink_try = op_unlink;

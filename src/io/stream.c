@@ -129,11 +129,10 @@ int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
     s->fd = fd;
     struct stat st;
     s->sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
-    if (!s->sock) {
-        int fl = fcntl(fd, F_GETFL);
-        if (fl != -1 && !(fl & O_NONBLOCK))
-            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    }
+    /* A blocking fd would block the whole loop in recv() or read(). */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl != -1 && !(fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     s->ring = s->sock && cio__loop && cio__loop->bops->supports &&
               cio__loop->bops->supports(cio__loop->backend, CIO__OP_SEND);
     s->wait_first = s->sock && cio__loop &&
@@ -637,6 +636,7 @@ static void submit_send(cio_stream *s)
         return;
     }
     s->sending = true;
+    cio__count_op(&cio__loop->stats, CIO__OP_SEND);
 }
 
 static int queue_bytes(cio_stream *s, const char *p, size_t n);
