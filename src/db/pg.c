@@ -1381,7 +1381,8 @@ ssize_t cio_pg_get_bytea(const cio_pg_result *r, int row, int col, void *buf,
     const char *s = PQgetvalue(r->r, row, col);
     size_t n = (size_t)PQgetlength(r->r, row, col);
     if (binary(r, col)) {
-        memcpy(buf, s, n < size ? n : size);
+        if (size > 0) /* buf may be NULL to ask for the length */
+            memcpy(buf, s, n < size ? n : size);
         return (ssize_t)n;
     }
     return bytea_decode(s, n, buf, size);

@@ -235,7 +235,8 @@ static int send_close(cio_ws *ws, int code, const char *reason)
         buf[n++] = (unsigned char)(code >> 8);
         buf[n++] = (unsigned char)code;
         size_t rl = reason ? strlen(reason) : 0;
-        memcpy(buf + n, reason, rl);
+        if (rl > 0)
+            memcpy(buf + n, reason, rl);
         n += rl;
     }
     return send_frame(ws, OP_CLOSE, buf, n);
