@@ -319,6 +319,23 @@ cio_task *cio__group_children(const cio_group *g);
 
 /* debug.c: the guard-page report in debug mode. */
 void cio__debug_init(cio_loop *l);
+/* Debug mode: objects holding a descriptor (streams, servers), listed
+ * at loop close when still open, with the task that opened them. */
+typedef struct cio__tracked {
+    struct cio__tracked *prev, *next;
+    const char *kind;
+    int fd;
+    uint64_t task_id;
+    void *site; /* the opening task's spawn site */
+    char task[32];
+    bool on;
+} cio__tracked;
+/* Start / stop tracking (no-ops outside debug mode). */
+void cio__track(cio__tracked *tr, const char *kind, int fd);
+void cio__untrack(cio__tracked *tr);
+/* At loop close: report what is still tracked. */
+void cio__report_tracked(cio_loop *l);
+
 /* "libc.so.6(usleep+0x45)", "prog(+0x387f)" or "0x..." for a code
  * address in buf; false when no loaded object holds it. */
 bool cio__symbolize(uintptr_t addr, char *buf, size_t size);
@@ -545,6 +562,7 @@ struct cio_loop {
     size_t stack_size;
     int64_t slow_step;
     struct cio__watchdog *watchdog; /* debug mode */
+    struct cio__tracked *tracked;   /* debug mode: open streams, servers */
     cio__stack_pool *stacks;
     cio_task *free_tasks; /* recycled task structs */
     size_t free_tasks_n;

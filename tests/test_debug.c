@@ -327,3 +327,59 @@ TEST_REALTIME(stats_debug_mode_times_tasks_and_waits)
     ASSERT_EQ(0, WEXITSTATUS(st));
     return 0;
 }
+
+/* ---- descriptors left open ----------------------------------------------- */
+
+static int leaky_handler(cio_stream *s, void *arg)
+{
+    (void)s;
+    (void)arg;
+    return 0;
+}
+
+static int forgetful(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return -errno;
+    cio_stream *a, *b;
+    cio_stream_open(&a, sv[0], NULL);
+    cio_stream_open(&b, sv[1], NULL);
+    cio_stream_close(b); /* closed: not reported */
+    cio_addr addr;
+    cio_addr_ip(&addr, "127.0.0.1", 0);
+    cio_server *srv;
+    return cio_server_start(&srv, &addr, leaky_handler, NULL, NULL);
+}
+
+static int forgetful_main(void *arg)
+{
+    (void)arg;
+    cio_task *t;
+    cio_spawn_opts o = {.name = "forgetful"};
+    int rc = cio_spawn_ex(&t, forgetful, NULL, &o);
+    if (rc == 0) {
+        rc = cio_task_join(t);
+        cio_task_free(t);
+    }
+    return rc;
+}
+
+/* Streams and servers never closed are named at loop close, with the
+ * task that opened them. */
+TEST_REALTIME(debug_reports_descriptors_left_open)
+{
+    char out[8192];
+    int st = debug_child(forgetful_main, out, sizeof out);
+    ASSERT_TRUE(WIFEXITED(st));
+    ASSERT_TRUE(strstr(out, "stream (fd ") != NULL);
+    ASSERT_TRUE(strstr(out, ") opened by task forgetful (id 2, spawned at ") !=
+                NULL);
+    ASSERT_TRUE(strstr(out, "server (fd ") != NULL);
+    ASSERT_TRUE(strstr(out, "is still open at loop close") != NULL);
+    /* One stream was closed: exactly one stream line. */
+    char *first = strstr(out, "cio: stream (fd ");
+    ASSERT_TRUE(first && !strstr(first + 1, "cio: stream (fd "));
+    return 0;
+}

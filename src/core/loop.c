@@ -604,6 +604,8 @@ int cio_run_config(const cio_config *cfg, cio_task_fn main_fn, void *arg)
     }
     if (cio__loop_close_hook)
         cio__loop_close_hook(l);
+    if (l->debug)
+        cio__report_tracked(l);
     loop_free(l);
     cio__loop = NULL;
     return rc;

@@ -157,3 +157,51 @@ void cio__debug_init(cio_loop *l)
     sigaction(SIGSEGV, &sa, NULL);
     sigaction(SIGBUS, &sa, NULL);
 }
+
+/* ---- descriptors left open at loop close (debug mode) -------------------- */
+
+void cio__track(cio__tracked *tr, const char *kind, int fd)
+{
+    cio_loop *l = cio__loop;
+    if (l == NULL || !l->debug || tr->on)
+        return;
+    cio_task *t = l->current;
+    *tr = (cio__tracked){.kind = kind, .fd = fd, .on = true};
+    if (t) {
+        tr->task_id = t->id;
+        tr->site = t->spawn_site;
+        snprintf(tr->task, sizeof tr->task, "%s", cio_task_name(t));
+    }
+    tr->next = l->tracked;
+    if (l->tracked)
+        l->tracked->prev = tr;
+    l->tracked = tr;
+}
+
+void cio__untrack(cio__tracked *tr)
+{
+    cio_loop *l = cio__loop;
+    if (l == NULL || !tr->on)
+        return;
+    if (tr->prev)
+        tr->prev->next = tr->next;
+    else
+        l->tracked = tr->next;
+    if (tr->next)
+        tr->next->prev = tr->prev;
+    tr->prev = tr->next = NULL;
+    tr->on = false;
+}
+
+void cio__report_tracked(cio_loop *l)
+{
+    for (cio__tracked *tr = l->tracked; tr; tr = tr->next) {
+        char site[160];
+        cio__symbolize((uintptr_t)tr->site, site, sizeof site);
+        cio__report("%s (fd %d) opened by task %s (id %llu, spawned at %s) "
+                    "is still open at loop close",
+                    tr->kind, tr->fd, tr->task[0] ? tr->task : "(none)",
+                    (unsigned long long)tr->task_id, site);
+    }
+    l->tracked = NULL;
+}

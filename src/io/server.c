@@ -8,6 +8,7 @@
 
 struct cio_server {
     int fd;
+    cio__tracked track; /* debug mode: reported if never closed */
     cio_addr addr;
     cio_conn_fn fn;
     void *arg;
@@ -157,6 +158,7 @@ int cio_server_start(cio_server **out, const cio_addr *a, cio_conn_fn fn,
     }
     if (a->u.sa.sa_family == AF_UNIX)
         s->addr = *a;
+    cio__track(&s->track, "server", s->fd);
     cio_spawn_opts o = {.name = "acceptor"};
     rc = cio_spawn_ex(&s->acceptor, acceptor, s, &o);
     if (rc < 0)
@@ -164,6 +166,7 @@ int cio_server_start(cio_server **out, const cio_addr *a, cio_conn_fn fn,
     *out = s;
     return 0;
 fail_fd:
+    cio__untrack(&s->track);
     close(s->fd);
 fail:
     cio__free(s);
@@ -193,6 +196,7 @@ int cio_server_close(cio_server *s, int64_t grace)
         return -EINVAL;
     if (cio__self() == NULL)
         return CIO_ENOTASK;
+    cio__untrack(&s->track);
     s->grace = grace;
     s->stopping = true;
     if (s->accepting)

@@ -34,6 +34,7 @@
 
 struct cio_stream {
     int fd;
+    cio__tracked track; /* debug mode: reported if never closed */
     bool sock; /* a socket (recv/send) or not (read/write: pipes, ttys) */
     /* Readiness backends (epoll): after a short read, wait before the
      * next receive instead of trying it first. */
@@ -77,6 +78,7 @@ static size_t pending(const cio_stream *s)
 
 static void stream_free(cio_stream *s)
 {
+    cio__untrack(&s->track);
     if (s->tr)
         s->tr->free(s->timpl);
     cio__free(s->rbuf);
@@ -144,6 +146,7 @@ int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
     s->low = o && o->low_water ? o->low_water : DEFAULT_LOW;
     if (s->low > s->high)
         s->low = s->high;
+    cio__track(&s->track, "stream", fd);
     *out = s;
     return 0;
 }
@@ -164,6 +167,7 @@ int cio__stream_open_transport(cio_stream **out, int fd,
     s->low = o && o->low_water ? o->low_water : DEFAULT_LOW;
     if (s->low > s->high)
         s->low = s->high;
+    cio__track(&s->track, "TLS stream", fd);
     *out = s;
     return 0;
 }
@@ -783,6 +787,7 @@ int cio_stream_close(cio_stream *s)
         return 0;
     if (s->closed)
         return -EBADF;
+    cio__untrack(&s->track);
     if (s->tr)
         return close_transport(s);
     int rc = 0;
