@@ -266,3 +266,89 @@ done
 for n in "${notes[@]}"; do
     echo "note: $n"
 done
+
+# ---- fetch: the client side ------------------------------------------------
+# One http_cio server (io_uring) answers FETCH_COUNT (10000) GETs made
+# with FETCH_CONC (100) in flight, first by the cio client
+# (bench_fetch: cio_http_fetch_all over one client), then by asyncio +
+# aiohttp (fetch_aiohttp.py: one ClientSession, Semaphore + gather); the
+# two alternate FETCH_RUNS times (HTTP_RUNS). Appends the medians:
+#   {"bench":"fetch","impl":"cio"|"aiohttp","value":REQ_PER_S,
+#    "unit":"req/s","n":COUNT,"runs":R,"concurrency":K}
+# and prints them with the ratio cio/aiohttp. HTTP_FETCH=0 skips this.
+fetch_runs=${FETCH_RUNS:-$runs}
+fetch_count=${FETCH_COUNT:-10000}
+fetch_conc=${FETCH_CONC:-100}
+fetch_notes=()
+fetch_clients=()
+if [[ ${HTTP_FETCH:-1} != 0 ]]; then
+    if [[ -x $bin/bench_fetch ]]; then
+        fetch_clients+=(cio)
+    else
+        fetch_notes+=("fetch/cio: no $bin/bench_fetch; skipped")
+    fi
+    if [[ -n $aiopy ]]; then
+        fetch_clients+=(aiohttp)
+    else
+        fetch_notes+=("fetch/aiohttp: aiohttp not importable; skipped")
+    fi
+fi
+
+fetch_client() {
+    local cmd
+    case $1 in
+    cio) cmd=("$bin/bench_fetch") ;;
+    aiohttp) cmd=("$aiopy" "$here/fetch_aiohttp.py") ;;
+    esac
+    [[ ${HTTP_PIN:-0} == 1 ]] && cmd=(taskset -c 1 "${cmd[@]}")
+    if ! timeout 300 "${cmd[@]}" "http://127.0.0.1:$port/" "$fetch_count" \
+        "$fetch_conc" >"$tmp/fetch.out" 2>>"$tmp/fetch.err"; then
+        fetch_notes+=("fetch/$1: client failed; run skipped" \
+            "($(tail -n 1 "$tmp/fetch.err" 2>/dev/null))")
+        return 0
+    fi
+    awk '$1 ~ /^fetch\// && NF == 3 { split($1, p, "/"); print p[2], $2 }' \
+        "$tmp/fetch.out" >>"$tmp/fetch_runs"
+}
+
+if ((${#fetch_clients[@]} > 0)); then
+    if start_server cio-uring; then
+        n=${#fetch_clients[@]}
+        for ((r = 0; r < fetch_runs; r++)); do
+            for ((k = 0; k < n; k++)); do
+                fetch_client "${fetch_clients[$(((k + r) % n))]}"
+            done
+        done
+        stop_server
+    else
+        fetch_notes+=("fetch: the http_cio server did not start; skipped")
+    fi
+fi
+
+declare -A FRPS
+for impl in "${fetch_clients[@]}"; do
+    [[ -f $tmp/fetch_runs ]] || break
+    v=$(awk -v i="$impl" '$1 == i { print $2 }' "$tmp/fetch_runs" | median)
+    [[ -z $v ]] && continue
+    nr=$(awk -v i="$impl" '$1 == i' "$tmp/fetch_runs" | wc -l)
+    FRPS[$impl]=$v
+    printf '{"bench":"fetch","impl":"%s","value":%s,"unit":"req/s","n":%s,' \
+        "$impl" "$v" "$fetch_count" >>"$out"
+    printf '"runs":%s,"concurrency":%s}\n' "$nr" "$fetch_conc" >>"$out"
+done
+if ((${#FRPS[@]} > 0)); then
+    printf '\nfetch: %s GETs of "Hello, World!" from http_cio, %s in' \
+        "$fetch_count" "$fetch_conc"
+    printf ' flight, median of %s\n' "$fetch_runs"
+    printf '%-10s %10s %8s\n' client req/s ratio
+    for impl in "${fetch_clients[@]}"; do
+        [[ -n ${FRPS[$impl]:-} ]] || continue
+        fr=-
+        [[ -n ${FRPS[aiohttp]:-} ]] && fr=$(awk -v a="${FRPS[$impl]}" \
+            -v b="${FRPS[aiohttp]}" 'BEGIN { printf "%.2f", a / b }')
+        printf '%-10s %10.0f %8s\n' "$impl" "${FRPS[$impl]}" "$fr"
+    done
+fi
+for n in "${fetch_notes[@]}"; do
+    echo "note: $n"
+done
