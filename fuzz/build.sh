@@ -37,3 +37,23 @@ echo "built $out/fuzz_resp"
     -g -O1 -std=gnu11 -Iinclude -Isrc $defs ${FUZZ_CFLAGS:-} \
     fuzz/fuzz_stream.c $srcs $libs -o "$out/fuzz_stream"
 echo "built $out/fuzz_stream"
+
+# The HTTP server and WebSocket targets: the core sources plus src/http
+# and llhttp's C sources (built without TLS: no server context is used).
+llhttp=/usr/share/llhttp
+llhttp_inc=/usr/share/include/llhttp
+if [ -f "$llhttp/api.c" ] && [ -f "$llhttp_inc/llhttp.h" ]; then
+    hsrcs="$srcs $(find src/http -name '*.c' | sort | tr '\n' ' ')"
+    hsrcs="$hsrcs $llhttp/api.c $llhttp/http.c $llhttp/llhttp.c"
+    for t in http ws; do
+        # shellcheck disable=SC2086
+        "$CC" -fsanitize=fuzzer,address,undefined \
+            -fno-sanitize-recover=undefined -g -O1 -std=gnu11 -Iinclude \
+            -Isrc -I"$llhttp_inc" $defs -DCIO_HAVE_HTTP=1 \
+            ${FUZZ_CFLAGS:-} fuzz/fuzz_$t.c $hsrcs $libs -lz \
+            -o "$out/fuzz_$t"
+        echo "built $out/fuzz_$t"
+    done
+else
+    echo "llhttp sources not found: fuzz_http and fuzz_ws not built"
+fi
