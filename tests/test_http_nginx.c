@@ -225,10 +225,8 @@ static int check_bodies(cio_http_client *c, const char *base,
     return 0;
 }
 
-/* A redirect, followed to the file. The client does not read the body of
- * a redirect response (nginx sends a small HTML page) and closes that
- * connection rather than reuse it, so this comes after the keep-alive
- * check. */
+/* A redirect, followed to the file. nginx sends a small HTML page with
+ * the redirect: the client reads it so the connection stays reusable. */
 static int check_redirect(cio_http_client *c, const char *base)
 {
     cio_http_response *r;
@@ -308,6 +306,12 @@ static int run_checks(cio_process *p, const char *base, const char *text)
         rc = -1;
     if (rc == 0)
         rc = check_redirect(c, base);
+    /* The redirect and its target went over the same connection. */
+    if (rc == 0 && cio_http_client_connects(c) != 1) {
+        fprintf(stderr, "  after the redirect: %llu connections, expected 1\n",
+                (unsigned long long)cio_http_client_connects(c));
+        rc = -1;
+    }
     int rc2 = cio_http_client_close(c);
     return rc < 0 ? rc : rc2;
 }

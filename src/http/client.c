@@ -697,6 +697,21 @@ static int is_redirect(int status)
            status == 308;
 }
 
+/* A redirect's body (nginx sends a small HTML page): read it so the
+ * connection can be reused. Up to 64 KiB; a bigger or failing one just
+ * costs the connection. */
+static void discard_redirect_body(cio_http_response *r)
+{
+    char buf[4096];
+    size_t total = 0;
+    while (r->conn && total < 65536) {
+        ssize_t k = cio_http_response_read(r, buf, sizeof buf);
+        if (k <= 0)
+            break;
+        total += (size_t)k;
+    }
+}
+
 static void response_clear(cio_http_response *r)
 {
     if (r->conn) {
@@ -743,6 +758,8 @@ static int follow(cio_http_client *c, cio_http_response *r, const char *method,
             !c->o.allow_insecure_redirect)
             rc = -EPERM;
         cio__http_url_free(&u);
+        if (rc == 0)
+            discard_redirect_body(r);
         response_clear(r);
         if (rc < 0) {
             cio__free(next);
