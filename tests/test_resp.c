@@ -333,6 +333,12 @@ TEST(resp_limits)
     ASSERT_OK(expect_bad("%3\r\n", 4, &lim));
     OK_LIM("*1\r\n*1\r\n*1\r\n:1\r\n");
     ASSERT_OK(expect_bad("*1\r\n*1\r\n*1\r\n*1\r\n", 16, &lim));
+    /* An empty aggregate is an aggregate: no deeper than the limit either
+     * (a nil array is not one). */
+    OK_LIM("*1\r\n*1\r\n*0\r\n");
+    ASSERT_OK(expect_bad("*1\r\n*1\r\n*1\r\n*0\r\n", 16, &lim));
+    ASSERT_OK(expect_bad("*1\r\n*1\r\n*1\r\n%0\r\n", 16, &lim));
+    OK_LIM("*1\r\n*1\r\n*1\r\n*-1\r\n");
     /* Attributes count towards the depth too. */
     ASSERT_OK(expect_bad("*1\r\n*1\r\n*1\r\n|1\r\n", 16, &lim));
     OK_LIM("+0123456789abcdef\r\n");

@@ -256,6 +256,10 @@ static int start_agg(cio__resp_parser *p, char c, const char *s, size_t n,
     size_t max = pairs ? p->lim.max_elements / 2 : p->lim.max_elements;
     if (parse_len(s, n, max, c == '*', &v) < 0)
         return CIO_EBADRESP;
+    /* An empty aggregate nests like any other: the depth limit holds for
+     * it too (a nil array is not an aggregate). */
+    if (v == 0 && c != '|' && p->depth >= p->lim.max_depth)
+        return CIO_EBADRESP;
     if (v <= 0) {
         *val = reply_new(v < 0 ? CIO_REDIS_NIL : agg_type(c));
         if (*val == NULL)
