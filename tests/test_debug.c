@@ -109,6 +109,20 @@ static int debug_child(cio_task_fn fn, char *out, size_t size)
     return status;
 }
 
+/* Run `fn` as a task named `name` (stack `stack`, 0: default) and
+ * return its result. */
+static int run_named(const char *name, cio_task_fn fn, size_t stack)
+{
+    cio_task *t;
+    cio_spawn_opts o = {.name = name, .stack_size = stack};
+    int rc = cio_spawn_ex(&t, fn, NULL, &o);
+    if (rc == 0) {
+        rc = cio_task_join(t);
+        cio_task_free(t);
+    }
+    return rc;
+}
+
 TEST_REALTIME(debug_stack_overflow_names_the_task)
 {
     char out[4096];
@@ -144,14 +158,7 @@ static int blocker(void *arg)
 static int blocked_main(void *arg)
 {
     (void)arg;
-    cio_task *t;
-    cio_spawn_opts o = {.name = "blocker"};
-    int rc = cio_spawn_ex(&t, blocker, NULL, &o);
-    if (rc == 0) {
-        rc = cio_task_join(t);
-        cio_task_free(t);
-    }
-    return rc;
+    return run_named("blocker", blocker, 0);
 }
 
 /* While the loop is still stuck, the watchdog names the task and shows
@@ -192,14 +199,7 @@ static int spinner(void *arg)
 static int spinning_main(void *arg)
 {
     (void)arg;
-    cio_task *t;
-    cio_spawn_opts o = {.name = "spinner"};
-    int rc = cio_spawn_ex(&t, spinner, NULL, &o);
-    if (rc == 0) {
-        rc = cio_task_join(t);
-        cio_task_free(t);
-    }
-    return rc;
+    return run_named("spinner", spinner, 0);
 }
 
 /* A computing task is interrupted for a backtrace of where it is. */
@@ -226,23 +226,19 @@ static int deep_user(void *arg)
     return buf[0] - 1;
 }
 
+static int light_user(void *arg)
+{
+    (void)arg;
+    return cio_yield();
+}
+
 static int deep_main(void *arg)
 {
     (void)arg;
-    cio_task *t;
-    cio_spawn_opts o = {.name = "greedy", .stack_size = 64 * 1024};
-    int rc = cio_spawn_ex(&t, deep_user, NULL, &o);
-    if (rc == 0) {
-        rc = cio_task_join(t);
-        cio_task_free(t);
-    }
-    /* The next task on the same pooled stack starts from zero. */
-    cio_spawn_opts o2 = {.name = "light", .stack_size = 64 * 1024};
-    if (rc == 0 && (rc = cio_spawn_ex(&t, deep_user, NULL, &o2)) == 0) {
-        rc = cio_task_join(t);
-        cio_task_free(t);
-    }
-    return rc;
+    int rc = run_named("greedy", deep_user, 64 * 1024);
+    /* The next task gets the same pooled stack: cleared, it measures its
+     * own depth, not greedy's. */
+    return rc < 0 ? rc : run_named("light", light_user, 64 * 1024);
 }
 
 TEST_REALTIME(debug_reports_a_task_near_its_stack_limit)
@@ -254,6 +250,7 @@ TEST_REALTIME(debug_reports_a_task_near_its_stack_limit)
     ASSERT_TRUE(strstr(out, "task greedy used ") != NULL);
     ASSERT_TRUE(strstr(out, " of its 65536 stack bytes; give it a larger "
                             "stack_size") != NULL);
+    ASSERT_TRUE(strstr(out, "task light used") == NULL);
     return 0;
 }
 
@@ -356,14 +353,7 @@ static int forgetful(void *arg)
 static int forgetful_main(void *arg)
 {
     (void)arg;
-    cio_task *t;
-    cio_spawn_opts o = {.name = "forgetful"};
-    int rc = cio_spawn_ex(&t, forgetful, NULL, &o);
-    if (rc == 0) {
-        rc = cio_task_join(t);
-        cio_task_free(t);
-    }
-    return rc;
+    return run_named("forgetful", forgetful, 0);
 }
 
 /* Streams and servers never closed are named at loop close, with the
