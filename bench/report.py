@@ -116,14 +116,14 @@ set terminal pngcairo size 900,{height} font ",9" noenhanced
 set output "OUT"
 set title "cio cost relative to each anchor (log scale; < 1: cio cheaper)"
 set logscale x
-set xrange [0.003:10]
+set xrange [0.001:10]
 set grid x
 set ytics nomirror
 set yrange [-1:{len(pairs)}]
 set style fill solid 0.7
 unset key
 set arrow from 1, graph 0 to 1, graph 1 nohead lc rgb "black"
-plot "DATA" using ($2 < 1 ? $2 : 1):0:(0.003 > $2 ? 0.003 : ($2 < 1 ? $2 : 1)):(1):($0-0.35):($0+0.35):ytic(1) with boxxyerrorbars lc rgb "#3a7d44", \\
+plot "DATA" using ($2 < 1 ? $2 : 1):0:(0.001 > $2 ? 0.001 : ($2 < 1 ? $2 : 1)):(1):($0-0.35):($0+0.35):ytic(1) with boxxyerrorbars lc rgb "#3a7d44", \\
      "DATA" using ($2 >= 1 ? $2 : 1):0:(1):($2 >= 1 ? $2 : 1):($0-0.35):($0+0.35) with boxxyerrorbars lc rgb "#b03a2e"
 """
     gnuplot(script, data, out)
