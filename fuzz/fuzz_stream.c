@@ -34,6 +34,8 @@
 
 #include <cio.h>
 
+#include "fuzz_input.h"
+
 #define MAX_OPS 31
 #define MAX_CHUNKS 15
 
@@ -65,19 +67,6 @@ typedef struct fuzz_ctx {
     int fd; /* the writer's end */
 } fuzz_ctx;
 
-typedef struct cursor {
-    const uint8_t *p;
-    size_t n;
-} cursor;
-
-static unsigned next(cursor *c)
-{
-    if (c->n == 0)
-        return 0;
-    c->n--;
-    return *c->p++;
-}
-
 /* Small sizes mostly; the top values reach past the stream's direct-read
  * threshold and its initial buffer. */
 static size_t dec_size(unsigned v)
@@ -89,48 +78,34 @@ static const size_t limits[8] = {0, 1, 2, 3, 5, 8, 16, 100};
 
 static void parse(fuzz_ctx *x, const uint8_t *data, size_t size)
 {
-    cursor c = {data, size};
-    x->limit = limits[next(&c) % 8];
-    x->nops = next(&c) % (MAX_OPS + 1);
+    fuzz_cursor c = {data, size};
+    x->limit = limits[fuzz_next(&c) % 8];
+    x->nops = fuzz_next(&c) % (MAX_OPS + 1);
     for (size_t i = 0; i < x->nops; i++) {
         op *o = &x->ops[i];
         memset(o, 0, sizeof *o);
-        o->kind = (int)(next(&c) % OP_COUNT);
+        o->kind = (int)(fuzz_next(&c) % OP_COUNT);
         switch (o->kind) {
         case OP_READUNTIL:
-            o->size = dec_size(next(&c));
-            o->dlen = next(&c) % 4 + 1;
+            o->size = dec_size(fuzz_next(&c));
+            o->dlen = fuzz_next(&c) % 4 + 1;
             for (size_t j = 0; j < o->dlen; j++)
-                o->delim[j] = (unsigned char)next(&c);
+                o->delim[j] = (unsigned char)fuzz_next(&c);
             break;
         case OP_PEEK:
-            o->size = dec_size(next(&c));
-            o->k = next(&c);
+            o->size = dec_size(fuzz_next(&c));
+            o->k = fuzz_next(&c);
             break;
         case OP_CONSUME:
-            o->k = next(&c);
+            o->k = fuzz_next(&c);
             break;
         default:
-            o->size = dec_size(next(&c));
+            o->size = dec_size(fuzz_next(&c));
             break;
         }
     }
-    size_t nchunks = next(&c) % (MAX_CHUNKS + 1);
-    size_t sizes[MAX_CHUNKS];
-    for (size_t i = 0; i < nchunks; i++)
-        sizes[i] = next(&c);
-    x->content = c.p;
-    x->len = c.n;
-    /* Split the content: the given sizes while they fit, then the rest. */
-    size_t left = x->len;
-    x->nchunks = 0;
-    for (size_t i = 0; i < nchunks && left > 0; i++) {
-        size_t k = sizes[i] < left ? sizes[i] : left;
-        x->chunks[x->nchunks++] = k;
-        left -= k;
-    }
-    if (left > 0)
-        x->chunks[x->nchunks++] = left;
+    fuzz_split(&c, MAX_CHUNKS, &x->content, &x->len, x->chunks,
+               &x->nchunks);
 }
 
 static int writer(void *arg)

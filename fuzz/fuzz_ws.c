@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include <cio.h>
+
+#include "fuzz_input.h"
 #include <cio/websocket.h>
 
 #define MAX_CHUNKS 15
@@ -69,38 +71,12 @@ typedef struct fuzz_ctx {
     size_t outlen, outcap;
 } fuzz_ctx;
 
-typedef struct cursor {
-    const uint8_t *p;
-    size_t n;
-} cursor;
-
-static unsigned next(cursor *c)
-{
-    if (c->n == 0)
-        return 0;
-    c->n--;
-    return *c->p++;
-}
-
 static void parse(fuzz_ctx *x, const uint8_t *data, size_t size)
 {
-    cursor c = {data, size};
-    x->flags = next(&c);
-    size_t nchunks = next(&c) % (MAX_CHUNKS + 1);
-    size_t sizes[MAX_CHUNKS];
-    for (size_t i = 0; i < nchunks; i++)
-        sizes[i] = next(&c);
-    x->content = c.p;
-    x->len = c.n;
-    size_t left = x->len;
-    x->nchunks = 0;
-    for (size_t i = 0; i < nchunks && left > 0; i++) {
-        size_t k = sizes[i] < left ? sizes[i] : left;
-        x->chunks[x->nchunks++] = k;
-        left -= k;
-    }
-    if (left > 0)
-        x->chunks[x->nchunks++] = left;
+    fuzz_cursor c = {data, size};
+    x->flags = fuzz_next(&c);
+    fuzz_split(&c, MAX_CHUNKS, &x->content, &x->len, x->chunks,
+               &x->nchunks);
 }
 
 /* Strict UTF-8 (no overlongs, surrogates or code points past U+10FFFF),
