@@ -158,6 +158,30 @@ int __wrap_setsockopt(int fd, int level, int name, const void *v,
 /* ---- sweeps ---------------------------------------------------------------
  * Needs "internal.h" and "test.h" included first. */
 
+/* Send each of `lines` over `c` and read its echo back: 0, CIO_EOF if
+ * the peer hung up (after a fault of its own), -EPROTO for an echo that
+ * differs (lost, reordered or cut data: a real bug), or the error. */
+static int echo_lines(cio_stream *c, const char *const *lines, int n)
+{
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        char buf[64];
+        size_t len = strlen(lines[i]);
+        rc = cio_stream_write(c, lines[i], len);
+        if (rc == 0)
+            rc = cio_stream_drain(c);
+        ssize_t got = rc < 0 ? rc : cio_stream_readline(c, buf, sizeof buf);
+        if (got == 0)
+            rc = CIO_EOF;
+        else if (got > 0 &&
+                 ((size_t)got != len || memcmp(buf, lines[i], len) != 0))
+            rc = -EPROTO;
+        else if (got < 0)
+            rc = (int)got;
+    }
+    return rc;
+}
+
 /* Errors an injected fault may legitimately surface as. */
 static bool documented(int rc, int injected)
 {

@@ -56,21 +56,8 @@ static int exchange(void)
     cio_stream *c = NULL;
     rc = cio_open_connection(&c, "127.0.0.1",
                              cio_addr_port(cio_server_addr(srv)), NULL);
-    for (int i = 0; rc == 0 && i < 3; i++) {
-        char buf[64];
-        size_t len = strlen(lines[i]);
-        rc = cio_stream_write(c, lines[i], len);
-        if (rc == 0)
-            rc = cio_stream_drain(c);
-        ssize_t n = rc < 0 ? rc : cio_stream_readline(c, buf, sizeof buf);
-        if (n == 0)
-            rc = CIO_EOF; /* the server hung up after its own fault */
-        else if (n > 0 &&
-                 ((size_t)n != len || memcmp(buf, lines[i], len) != 0))
-            rc = -EPROTO; /* lost, reordered or cut data: a real bug */
-        else if (n < 0)
-            rc = (int)n;
-    }
+    if (rc == 0)
+        rc = echo_lines(c, lines, 3);
     if (c)
         cio_stream_close(c);
     cio_scope sh;

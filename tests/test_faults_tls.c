@@ -38,21 +38,8 @@ static int tls_client(void *arg)
     cio_stream *c = NULL;
     int rc = cio_tls_connect(&c, client_ctx, "127.0.0.1", *(int *)arg,
                              "localhost", NULL);
-    for (int i = 0; rc == 0 && i < 3; i++) {
-        char buf[64];
-        size_t len = strlen(lines[i]);
-        rc = cio_stream_write(c, lines[i], len);
-        if (rc == 0)
-            rc = cio_stream_drain(c);
-        ssize_t n = rc < 0 ? rc : cio_stream_readline(c, buf, sizeof buf);
-        if (n == 0)
-            rc = CIO_EOF;
-        else if (n > 0 &&
-                 ((size_t)n != len || memcmp(buf, lines[i], len) != 0))
-            rc = -EPROTO;
-        else if (n < 0)
-            rc = (int)n;
-    }
+    if (rc == 0)
+        rc = echo_lines(c, lines, 3);
     if (c)
         cio_stream_close(c);
     return rc;
