@@ -563,8 +563,45 @@ int cio_multi_cancel(void)
 
 /* ---- channels ------------------------------------------------------------ */
 
+/* The ring is a bounded multi-producer, single-consumer array queue in the
+ * style of Dmitry Vyukov's: every slot carries a sequence number that says
+ * whose turn it is, so producers on any thread only contend on one
+ * fetch-and-CAS of `tail` and the consumer (the owner's thread) touches
+ * shared memory only to read a slot and hand it back. No lock is taken
+ * while there is room and nobody waits. Positions are 63-bit counters;
+ * slot `pos % cap` holds position `pos`, and its sequence number is
+ *   2 * pos       free for the producer of `pos`,
+ *   2 * pos + 1   written, for the consumer at `pos`,
+ * and the consumer frees it for `pos + cap` by storing 2 * (pos + cap).
+ * (Doubling keeps "written" and "free for the next lap" apart even with
+ * one slot.) The sequence store is a release and its load an acquire, so
+ * the message bytes travel with it.
+ *
+ * Close sets the top bit of `tail`: a producer's CAS then fails and it
+ * sees the bit, so no position is claimed after the close, and the
+ * consumer reports CIO_EOF only when `head` has reached the last claimed
+ * position (a write in progress at the close is still delivered).
+ *
+ * Waking the receivers: a receiver about to park sets `rstate` to ARMED
+ * and looks at the ring again; a producer publishes its slot and then
+ * looks at `rstate` (with a sequentially consistent fence between, on
+ * both sides: the Dekker pattern), so either the receiver sees the
+ * message or the producer sees ARMED. Only the producer that moves ARMED
+ * to POSTED posts a wakeup (one cio__remote per channel): the messages
+ * that follow ride on it until it has run. A receiver that is running
+ * has not armed, so it costs its producers nothing. The same pattern
+ * guards `swaiting` against a consumer freeing room just as a sender
+ * decides to park.
+ *
+ * Only the slow paths take `mu`: the queue of parked senders (FIFO, they
+ * go in before any later send: no overtaking), admitting them, close. */
+
 #define CHAN_MSG_MAX ((size_t)64 * 1024)
 #define CHAN_CAP_MAX ((size_t)1 << 24)
+#define CHAN_CLOSED ((uint64_t)1 << 63)
+#define CACHE_LINE 64
+
+enum { R_IDLE, R_ARMED, R_POSTED };
 
 /* A sender waiting for room, on its own stack. */
 typedef struct sendw {
@@ -575,22 +612,30 @@ typedef struct sendw {
 } sendw;
 
 struct cio_chan {
-    pthread_mutex_t mu;
+    /* Set at creation. */
     cio_loop *owner;
-    size_t msg_size, cap;
-    size_t head, len; /* ring: [head, head+len) modulo cap */
-    unsigned char *ring;
-    bool closed;
-    bool freed; /* the owner released it */
-    int refs;   /* owner + waiting senders + a queued wakeup */
-    sendw *shead, *stail;
-    /* Receivers: tasks of the owner loop only. The queue itself is touched
-     * on the owner's thread only; `rwaiting` (its length) is shared. */
+    unsigned char *ring; /* cap slots of `stride` bytes: sequence, message */
+    size_t msg_size, stride, cap;
+    uint64_t mask; /* cap - 1 when cap is a power of two, else 0 */
+    bool pow2;
+    /* Producers: the next position to claim, | CHAN_CLOSED. */
+    _Alignas(CACHE_LINE) _Atomic uint64_t tail;
+    /* Read by every send, written on the slow paths. */
+    _Alignas(CACHE_LINE) _Atomic size_t swaiting; /* parked senders */
+    _Atomic int rstate;                            /* R_* */
+    /* The consumer: the next position to take (written by the owner's
+     * thread only; read elsewhere for cio_chan_len). */
+    _Alignas(CACHE_LINE) _Atomic uint64_t head;
+    /* Receivers: tasks of the owner loop, touched on its thread only. */
     cio__waitq rq;
-    size_t rwaiting;
-    size_t rbusy; /* tasks inside a receiving call (owner thread only) */
-    bool rwake_posted;
+    size_t rwaiting; /* parked receivers */
+    size_t rbusy;    /* tasks inside a receiving call */
     cio__remote rwake;
+    /* The owner, parked senders and a posted wakeup. */
+    _Atomic long refs;
+    /* Slow paths. */
+    _Alignas(CACHE_LINE) pthread_mutex_t mu;
+    sendw *shead, *stail; /* under mu */
 };
 
 static void chan_release(cio_chan *ch)
@@ -600,28 +645,95 @@ static void chan_release(cio_chan *ch)
     cio__free(ch);
 }
 
-/* Drop a reference taken under the lock; frees at the last one. */
 static void chan_unref(cio_chan *ch)
 {
-    pthread_mutex_lock(&ch->mu);
-    bool last = --ch->refs == 0;
-    pthread_mutex_unlock(&ch->mu);
-    if (last)
+    if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1)
         chan_release(ch);
 }
 
-static void ring_push(cio_chan *ch, const void *msg)
+static unsigned char *slot_at(const cio_chan *ch, uint64_t pos)
 {
-    size_t tail = (ch->head + ch->len) % ch->cap;
-    memcpy(ch->ring + tail * ch->msg_size, msg, ch->msg_size);
-    ch->len++;
+    size_t i = ch->pow2 ? (size_t)(pos & ch->mask) : (size_t)(pos % ch->cap);
+    return ch->ring + i * ch->stride;
 }
 
-static void ring_pop(cio_chan *ch, void *msg)
+static _Atomic uint64_t *slot_seq(unsigned char *s)
 {
-    memcpy(msg, ch->ring + ch->head * ch->msg_size, ch->msg_size);
-    ch->head = ch->head + 1 == ch->cap ? 0 : ch->head + 1;
-    ch->len--;
+    return (_Atomic uint64_t *)(void *)s;
+}
+
+#define SLOT_DATA(slot) ((slot) + sizeof(_Atomic uint64_t))
+
+/* Claim the next position and copy `msg` in. 0; -EAGAIN if full; -EPIPE
+ * if closed. Any thread; lock-free. */
+static int ring_put(cio_chan *ch, const void *msg)
+{
+    uint64_t pos = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    for (;;) {
+        if (pos & CHAN_CLOSED)
+            return -EPIPE;
+        unsigned char *s = slot_at(ch, pos);
+        uint64_t seq =
+            atomic_load_explicit(slot_seq(s), memory_order_acquire);
+        int64_t dif = (int64_t)(seq - 2 * pos);
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &ch->tail, &pos, pos + 1, memory_order_relaxed,
+                    memory_order_relaxed)) {
+                memcpy(SLOT_DATA(s), msg, ch->msg_size);
+                atomic_store_explicit(slot_seq(s), 2 * pos + 1,
+                                      memory_order_release);
+                return 0;
+            }
+        } else if (dif < 0) {
+            /* The slot still holds position pos - cap: full, unless
+             * `tail` moved meanwhile (claimed or closed). */
+            uint64_t now =
+                atomic_load_explicit(&ch->tail, memory_order_relaxed);
+            if (now == pos)
+                return -EAGAIN;
+            pos = now;
+        } else {
+            pos = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+        }
+    }
+}
+
+/* Take the message at `head` if it is written. Owner thread. */
+static bool ring_get(cio_chan *ch, void *msg)
+{
+    uint64_t pos = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    unsigned char *s = slot_at(ch, pos);
+    if (atomic_load_explicit(slot_seq(s), memory_order_acquire) !=
+        2 * pos + 1)
+        return false;
+    memcpy(msg, SLOT_DATA(s), ch->msg_size);
+    atomic_store_explicit(slot_seq(s), 2 * (pos + ch->cap),
+                          memory_order_release);
+    atomic_store_explicit(&ch->head, pos + 1, memory_order_relaxed);
+    return true;
+}
+
+/* A message is ready at `head`. Owner thread. */
+static bool ring_ready(cio_chan *ch)
+{
+    uint64_t pos = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    return atomic_load_explicit(slot_seq(slot_at(ch, pos)),
+                                memory_order_acquire) == 2 * pos + 1;
+}
+
+/* Closed, and every claimed position taken: CIO_EOF. Owner thread. */
+static bool ring_drained_closed(cio_chan *ch)
+{
+    uint64_t tail = atomic_load(&ch->tail);
+    return (tail & CHAN_CLOSED) &&
+           (tail & ~CHAN_CLOSED) ==
+               atomic_load_explicit(&ch->head, memory_order_relaxed);
+}
+
+static bool chan_closed(cio_chan *ch)
+{
+    return atomic_load(&ch->tail) & CHAN_CLOSED;
 }
 
 static void sendq_remove(cio_chan *ch, sendw *sw)
@@ -636,13 +748,14 @@ static void sendq_remove(cio_chan *ch, sendw *sw)
         ch->stail = sw->prev;
     sw->prev = sw->next = NULL;
     sw->queued = false;
+    atomic_fetch_sub(&ch->swaiting, 1);
 }
 
-/* Wake up to `n` receivers (all with SIZE_MAX). Owner thread, under the
- * lock. */
-static void grant_receivers(cio_chan *ch, size_t n)
+/* Wake every parked receiver: each looks at the ring again, and those
+ * that find nothing park (and arm) again. Owner thread. */
+static void grant_receivers(cio_chan *ch)
 {
-    while (n-- > 0 && ch->rwaiting > 0) {
+    while (ch->rwaiting > 0) {
         ch->rwaiting--;
         cio__waitq_grant(&ch->rq, NULL);
     }
@@ -651,13 +764,10 @@ static void grant_receivers(cio_chan *ch, size_t n)
 static void rwake_run(cio__remote *r)
 {
     cio_chan *ch = CIO__CONTAINER(r, cio_chan, rwake);
-    pthread_mutex_lock(&ch->mu);
-    ch->rwake_posted = false;
-    grant_receivers(ch, ch->closed ? SIZE_MAX : ch->len);
-    bool last = --ch->refs == 0;
-    pthread_mutex_unlock(&ch->mu);
-    if (last)
-        chan_release(ch);
+    /* Idle before granting: a receiver that parks again re-arms. */
+    atomic_store(&ch->rstate, R_IDLE);
+    grant_receivers(ch);
+    chan_unref(ch);
 }
 
 static void rwake_drop(cio__remote *r)
@@ -665,25 +775,33 @@ static void rwake_drop(cio__remote *r)
     chan_unref(CIO__CONTAINER(r, cio_chan, rwake));
 }
 
-/* Messages or the close arrived: let waiting receivers know. Under the
- * lock. On the owner's thread they are woken at once; from elsewhere one
- * wakeup is posted and serves every message until it has run. */
+/* Messages or the close arrived and a receiver is (or was) armed. On the
+ * owner's thread receivers are woken at once; from elsewhere the one
+ * producer that moves ARMED to POSTED posts the wakeup. */
 static void wake_receivers(cio_chan *ch)
 {
-    if (ch->rwaiting == 0 || ch->freed)
-        return;
+    int armed = R_ARMED;
     if (cio__loop == ch->owner) {
-        grant_receivers(ch, ch->closed ? SIZE_MAX : ch->len);
+        if (atomic_compare_exchange_strong(&ch->rstate, &armed, R_IDLE))
+            grant_receivers(ch);
         return;
     }
-    if (ch->rwake_posted)
+    if (!atomic_compare_exchange_strong(&ch->rstate, &armed, R_POSTED))
         return;
-    ch->rwake_posted = true;
-    ch->refs++;
+    atomic_fetch_add(&ch->refs, 1);
     if (cio__remote_post(ch->owner, &ch->rwake) < 0) {
-        ch->rwake_posted = false;
-        ch->refs--;
+        /* The owner loop is closing: no receiver is left to wake. */
+        atomic_store(&ch->rstate, R_IDLE);
+        chan_unref(ch);
     }
+}
+
+/* After publishing: wake the receivers if they armed. */
+static void notify_receivers(cio_chan *ch)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&ch->rstate, memory_order_relaxed) == R_ARMED)
+        wake_receivers(ch);
 }
 
 int cio_chan_new(cio_chan **out, size_t msg_size, size_t capacity)
@@ -696,41 +814,67 @@ int cio_chan_new(cio_chan **out, size_t msg_size, size_t capacity)
     cio_chan *ch = cio__calloc(1, sizeof *ch);
     if (ch == NULL)
         return -ENOMEM;
-    ch->ring = cio__malloc(msg_size * capacity);
+    size_t seq = sizeof(_Atomic uint64_t);
+    ch->stride = (seq + msg_size + seq - 1) / seq * seq;
+    ch->ring = cio__malloc(ch->stride * capacity);
     if (ch->ring == NULL) {
         cio__free(ch);
         return -ENOMEM;
     }
+    for (size_t i = 0; i < capacity; i++)
+        atomic_init(slot_seq(ch->ring + i * ch->stride), 2 * (uint64_t)i);
     pthread_mutex_init(&ch->mu, NULL);
     ch->owner = cio__loop;
     ch->msg_size = msg_size;
     ch->cap = capacity;
-    ch->refs = 1;
+    ch->pow2 = (capacity & (capacity - 1)) == 0;
+    ch->mask = capacity - 1;
+    atomic_init(&ch->tail, 0);
+    atomic_init(&ch->head, 0);
+    atomic_init(&ch->swaiting, 0);
+    atomic_init(&ch->rstate, R_IDLE);
+    atomic_init(&ch->refs, 1);
     ch->rwake = (cio__remote){.run = rwake_run, .drop = rwake_drop};
     *out = ch;
     return 0;
 }
 
-/* Put `msg` in if there is room and nobody is ahead. Under the lock. */
-static int try_push(cio_chan *ch, const void *msg)
+/* The lock-free path: in if there is room and no sender is parked. */
+static int send_fast(cio_chan *ch, const void *msg)
 {
-    if (ch->closed)
-        return -EPIPE;
-    if (ch->len == ch->cap || ch->shead)
-        return -EAGAIN;
-    ring_push(ch, msg);
-    wake_receivers(ch);
-    return 0;
+    if (atomic_load_explicit(&ch->swaiting, memory_order_relaxed) != 0)
+        return chan_closed(ch) ? -EPIPE : -EAGAIN;
+    int rc = ring_put(ch, msg);
+    if (rc == 0)
+        notify_receivers(ch);
+    return rc;
 }
 
 int cio_chan_try_send(cio_chan *ch, const void *msg)
 {
     if (ch == NULL || msg == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&ch->mu);
-    int rc = try_push(ch, msg);
-    pthread_mutex_unlock(&ch->mu);
-    return rc;
+    return send_fast(ch, msg);
+}
+
+/* Move parked senders' messages in, first come first, while there is
+ * room, and wake them; `self` (a sender not parked yet, or NULL) is not
+ * woken but reported. Under mu. */
+static bool admit_senders(cio_chan *ch, sendw *self)
+{
+    bool self_in = false, moved = false;
+    sendw *sw;
+    while ((sw = ch->shead) != NULL && ring_put(ch, sw->msg) == 0) {
+        sendq_remove(ch, sw);
+        moved = true;
+        if (sw == self)
+            self_in = true;
+        else
+            xwait_post(&sw->w, 0);
+    }
+    if (moved)
+        notify_receivers(ch);
+    return self_in;
 }
 
 /* An interrupted sender leaves only if no receiver took its message yet;
@@ -755,47 +899,51 @@ int cio_chan_send(cio_chan *ch, const void *msg)
     int rc = cio__checkpoint(t);
     if (rc < 0)
         return rc;
-    pthread_mutex_lock(&ch->mu);
-    rc = try_push(ch, msg);
-    if (rc != -EAGAIN) {
-        pthread_mutex_unlock(&ch->mu);
+    rc = send_fast(ch, msg);
+    if (rc != -EAGAIN)
         return rc;
-    }
-    sendw sw = {.msg = msg, .queued = true, .prev = ch->stail};
+    sendw sw = {.msg = msg, .queued = true};
     xwait_init(&sw.w, t);
+    pthread_mutex_lock(&ch->mu);
+    if (chan_closed(ch)) {
+        pthread_mutex_unlock(&ch->mu);
+        return -EPIPE;
+    }
+    sw.prev = ch->stail;
     if (ch->stail)
         ch->stail->next = &sw;
     else
         ch->shead = &sw;
     ch->stail = &sw;
-    ch->refs++;
+    /* Seen by the consumer before it looks for room again, or room it
+     * made is seen here (the fetch-add is a full barrier). */
+    atomic_fetch_add(&ch->swaiting, 1);
+    bool in = admit_senders(ch, &sw);
+    if (!in)
+        atomic_fetch_add(&ch->refs, 1);
     pthread_mutex_unlock(&ch->mu);
+    if (in)
+        return 0;
     rc = xpark(t, CIO__W_QUEUE_PUT, ch, send_unlink, &sw);
     chan_unref(ch);
     return rc;
 }
 
-/* A receiver made room: move the first waiting sender's message in and
- * wake it. Under the lock. */
-static void admit_sender(cio_chan *ch)
-{
-    sendw *sw = ch->shead;
-    if (sw == NULL || ch->len == ch->cap)
-        return;
-    sendq_remove(ch, sw);
-    ring_push(ch, sw->msg);
-    xwait_post(&sw->w, 0);
-}
-
-/* Take up to `max` messages. Under the lock. */
+/* Take up to `max` messages, then let parked senders fill the room made.
+ * Owner thread. */
 static size_t take(cio_chan *ch, void *msgs, size_t max)
 {
     size_t n = 0;
     unsigned char *p = msgs;
-    while (n < max && ch->len > 0) {
-        ring_pop(ch, p + n * ch->msg_size);
-        admit_sender(ch);
+    while (n < max && ring_get(ch, p + n * ch->msg_size))
         n++;
+    if (n == 0)
+        return 0;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&ch->swaiting, memory_order_relaxed) != 0) {
+        pthread_mutex_lock(&ch->mu);
+        admit_senders(ch, NULL);
+        pthread_mutex_unlock(&ch->mu);
     }
     return n;
 }
@@ -804,19 +952,49 @@ int cio_chan_try_recv(cio_chan *ch, void *msg)
 {
     if (ch == NULL || msg == NULL || cio__loop != ch->owner)
         return -EINVAL;
-    pthread_mutex_lock(&ch->mu);
-    int rc = take(ch, msg, 1) ? 0 : ch->closed ? CIO_EOF : -EAGAIN;
-    pthread_mutex_unlock(&ch->mu);
-    return rc;
+    if (take(ch, msg, 1))
+        return 0;
+    return ring_drained_closed(ch) ? CIO_EOF : -EAGAIN;
 }
 
 static void recv_unlink(cio_task *t)
 {
     cio_chan *ch = (cio_chan *)t->wait_obj;
-    pthread_mutex_lock(&ch->mu);
     ch->rwaiting--;
     cio__waitq_remove(&ch->rq, t->wait_node);
-    pthread_mutex_unlock(&ch->mu);
+}
+
+/* Park the receiver `t` until a producer, the close or the owner's own
+ * send wakes it. Returns 1 without parking when something arrived while
+ * arming; else what cio__park returns. */
+static int recv_park(cio_chan *ch, cio_task *t)
+{
+    cio__waiter w = {.task = t};
+    cio__waitq_push(&ch->rq, &w);
+    ch->rwaiting++;
+    int idle = R_IDLE;
+    atomic_compare_exchange_strong(&ch->rstate, &idle, R_ARMED);
+    /* ARMED (or a wakeup already POSTED) before looking again: a producer
+     * that published before it saw the flag is seen here. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (ring_ready(ch) || ring_drained_closed(ch)) {
+        ch->rwaiting--;
+        cio__waitq_remove(&ch->rq, &w);
+        int armed = R_ARMED;
+        if (ch->rwaiting == 0)
+            atomic_compare_exchange_strong(&ch->rstate, &armed, R_IDLE);
+        return 1;
+    }
+    long ext = outside_weight();
+    t->loop->external += ext;
+    t->unlink_try = NULL;
+    t->wait_q = NULL;
+    t->wait_node = &w;
+    t->unlink = recv_unlink;
+    int rc = cio__park(t, CIO__W_QUEUE_GET, ch, CIO_NEVER, 0);
+    t->unlink = NULL;
+    t->loop->external -= ext;
+    return rc < 0 ? rc : 1;
 }
 
 ssize_t cio_chan_recv_many(cio_chan *ch, void *msgs, size_t max)
@@ -829,37 +1007,24 @@ ssize_t cio_chan_recv_many(cio_chan *ch, void *msgs, size_t max)
         return rc;
     ch->rbusy++;
     for (;;) {
-        pthread_mutex_lock(&ch->mu);
         size_t n = take(ch, msgs, max);
+        bool eof = n == 0 && ring_drained_closed(ch);
         /* Woken, then cancelled, and another receiver was faster: the
          * cancellation is not lost by waiting again. */
-        if (n == 0 && !ch->closed && rc == 1)
+        if (n == 0 && !eof && rc == 1)
             rc = cio__cancelled(t);
-        if (n > 0 || ch->closed || rc < 0) {
-            pthread_mutex_unlock(&ch->mu);
+        if (n > 0 || eof || rc < 0) {
             ch->rbusy--;
             return n > 0 ? (ssize_t)n : rc < 0 ? rc : CIO_EOF;
         }
-        cio__waiter w = {.task = t};
-        cio__waitq_push(&ch->rq, &w);
-        ch->rwaiting++;
-        pthread_mutex_unlock(&ch->mu);
-        long ext = outside_weight();
-        t->loop->external += ext;
-        t->unlink_try = NULL;
-        t->wait_q = NULL;
-        t->wait_node = &w;
-        t->unlink = recv_unlink;
-        rc = cio__park(t, CIO__W_QUEUE_GET, ch, CIO_NEVER, 0);
-        t->unlink = NULL;
-        t->loop->external -= ext;
+        /* Woken or not parked: try again. A wakeup is a hint, not a
+         * message, so a receiver cancelled after it has nothing to hand
+         * on. */
+        rc = recv_park(ch, t);
         if (rc < 0) {
             ch->rbusy--;
             return rc;
         }
-        /* Woken: try again. A wakeup is a hint, not a message, so a
-         * receiver cancelled after it has nothing to hand on. */
-        rc = 1;
     }
 }
 
@@ -874,14 +1039,17 @@ int cio_chan_close(cio_chan *ch)
     if (ch == NULL)
         return -EINVAL;
     pthread_mutex_lock(&ch->mu);
-    if (!ch->closed) {
-        ch->closed = true;
+    uint64_t old = atomic_fetch_or(&ch->tail, CHAN_CLOSED);
+    if (!(old & CHAN_CLOSED)) {
         while (ch->shead) {
             sendw *sw = ch->shead;
             sendq_remove(ch, sw);
             xwait_post(&sw->w, -EPIPE);
         }
-        wake_receivers(ch);
+        /* The fetch-or is a full barrier: a receiver arming after it sees
+         * the close. */
+        if (atomic_load(&ch->rstate) == R_ARMED)
+            wake_receivers(ch);
     }
     pthread_mutex_unlock(&ch->mu);
     return 0;
@@ -892,10 +1060,10 @@ size_t cio_chan_len(const cio_chan *ch)
     if (ch == NULL)
         return 0;
     cio_chan *c = (cio_chan *)ch;
-    pthread_mutex_lock(&c->mu);
-    size_t n = c->len;
-    pthread_mutex_unlock(&c->mu);
-    return n;
+    uint64_t head = atomic_load(&c->head);
+    uint64_t tail = atomic_load(&c->tail) & ~CHAN_CLOSED;
+    uint64_t n = tail > head ? tail - head : 0;
+    return n < c->cap ? (size_t)n : c->cap;
 }
 
 int cio_chan_free(cio_chan *ch)
@@ -905,12 +1073,7 @@ int cio_chan_free(cio_chan *ch)
     cio_chan_close(ch);
     if (ch->rbusy > 0)
         return -EBUSY;
-    pthread_mutex_lock(&ch->mu);
-    ch->freed = true;
-    bool last = --ch->refs == 0;
-    pthread_mutex_unlock(&ch->mu);
-    if (last)
-        chan_release(ch);
+    chan_unref(ch);
     return 0;
 }
 
