@@ -80,7 +80,12 @@ long cio__stack_used(const cio__stack *s);
 /* Drop the pages of `s` (debug mode, before pooling it), so the next
  * task's cio__stack_used starts from zero. */
 void cio__stack_forget(const cio__stack *s);
-bool cio__stack_canary_ok(const cio__stack *s);
+#define CIO__STACK_CANARY UINT64_C(0xC10C10DEADC0FFEE)
+/* False if the stack's canary word (if it has one) was overwritten. */
+static inline bool cio__stack_canary_ok(const cio__stack *s)
+{
+    return !s->canary || *(const uint64_t *)s->lo == CIO__STACK_CANARY;
+}
 size_t cio__stack_pooled(const cio__stack_pool *p);
 uint64_t cio__stack_mapped(const cio__stack_pool *p);
 size_t cio__page_size(void);
@@ -230,8 +235,8 @@ struct cio_task {
      * cc_epoch == loop->cancel_epoch and cc_scope == scope. */
     uint64_t cc_epoch;
     const cio_scope *cc_scope;
-    int64_t cc_deadline;
-    bool cc_cancelled;
+    int64_t cc_deadline; /* nearest deadline on the chain */
+    int64_t cc_until;    /* cc_deadline, or INT64_MIN if cancelled */
     /* What the task waits on, and how to take it off when interrupted. */
     int wait_kind;
     const void *wait_obj;
@@ -277,18 +282,26 @@ int cio__park(cio_task *t, int kind, const void *obj, int64_t deadline,
 int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w, int kind,
                 const void *obj, int64_t deadline, unsigned flags);
 /* Make a waiting task runnable; its cio__park returns `result`. */
-void cio__wake(cio_task *t, int result);
+static inline void cio__wake(cio_task *t, int result);
 /* Pop the first waiter of `q`, hand it `value` and wake it. Returns the
  * woken task or NULL if `q` is empty. */
 cio_task *cio__waitq_grant(cio__waitq *q, void *value);
 /* Make a runnable task (new or yielding) run in a later turn. */
-void cio__schedule(cio_task *t);
+static inline void cio__schedule(cio_task *t);
 /* -ECANCELED if `t` is cancelled now (by a scope, its group, or itself);
  * the code of `t` is seeing it (scope exits then report it). */
-int cio__cancelled(const cio_task *t);
+static inline int cio__cancelled(const cio_task *t);
+/* Refresh t's cached scope-chain state (cc_*) from its scopes. */
+void cio__chain_state(cio_task *t);
+/* Make sure t's cached scope-chain state is current. */
+static inline void cio__chain_sync(cio_task *t);
+/* The slow half of cio__cancelled: the code of t sees a cancellation. */
+int cio__cancel_seen(cio_task *t);
 static inline void cio__cancel_epoch_bump(cio_loop *l);
 /* A cancellation point with the coop budget. */
-int cio__checkpoint(cio_task *t);
+static inline int cio__checkpoint(cio_task *t);
+/* The slow half of cio__checkpoint: the budget is spent, yield. */
+int cio__budget_yield(cio_task *t);
 /* Wake the tasks that a cancellation under `t` reached, and re-arm the
  * timers of those whose deadlines moved. */
 void cio__cancel_refresh(cio_task *t);
@@ -627,6 +640,56 @@ static inline cio_task *cio__self(void)
 {
     cio_loop *l = cio__loop;
     return l ? l->current : NULL;
+}
+
+static inline void cio__schedule(cio_task *t)
+{
+    cio_loop *l = t->loop;
+    t->state = CIO__RUNNABLE;
+    t->runq_next = NULL;
+    if (l->runq_tail)
+        l->runq_tail->runq_next = t;
+    else
+        l->runq_head = t;
+    l->runq_tail = t;
+    l->runq_len++;
+}
+
+static inline void cio__wake(cio_task *t, int result)
+{
+    if (t->state != CIO__WAITING)
+        return;
+    t->wake_result = result;
+    t->unlink = NULL;
+    t->unlink_try = NULL;
+    t->wait_q = NULL;
+    t->wait_node = NULL;
+    cio__schedule(t);
+}
+
+static inline void cio__chain_sync(cio_task *t)
+{
+    if (CIO__UNLIKELY(t->cc_epoch != t->loop->cancel_epoch ||
+                      t->cc_scope != t->scope))
+        cio__chain_state(t);
+}
+
+static inline int cio__cancelled(const cio_task *ct)
+{
+    cio_task *t = (cio_task *)ct;
+    cio__chain_sync(t);
+    if (CIO__LIKELY(t->cc_until > t->loop->now))
+        return 0;
+    return cio__cancel_seen(t);
+}
+
+static inline int cio__checkpoint(cio_task *t)
+{
+    if (CIO__UNLIKELY(cio__cancelled(t)))
+        return -ECANCELED;
+    if (CIO__UNLIKELY(--t->budget <= 0))
+        return cio__budget_yield(t);
+    return 0;
 }
 
 /* Switch away from the running task (its state set by the caller): to

@@ -45,7 +45,7 @@ static void mark_delivered(cio_scope *from, int64_t now)
 
 /* Walk the chain once and remember what it says until something that
  * could change the answer bumps the loop's epoch. */
-static void chain_state(cio_task *t)
+void cio__chain_state(cio_task *t)
 {
     int64_t d = CIO_NEVER;
     bool cancelled = false;
@@ -59,19 +59,12 @@ static void chain_state(cio_task *t)
     t->cc_epoch = t->loop->cancel_epoch;
     t->cc_scope = t->scope;
     t->cc_deadline = d;
-    t->cc_cancelled = cancelled;
+    t->cc_until = cancelled ? INT64_MIN : d;
 }
 
-int cio__cancelled(const cio_task *ct)
+int cio__cancel_seen(cio_task *t)
 {
-    cio_task *t = (cio_task *)ct;
-    cio_loop *l = t->loop;
-    if (CIO__UNLIKELY(t->cc_epoch != l->cancel_epoch ||
-                      t->cc_scope != t->scope))
-        chain_state(t);
-    if (CIO__LIKELY(!t->cc_cancelled && t->cc_deadline > l->now))
-        return 0;
-    mark_delivered(t->scope, l->now);
+    mark_delivered(t->scope, t->loop->now);
     return -ECANCELED;
 }
 

@@ -296,25 +296,13 @@ static bool take_off(cio_task *t)
     return true;
 }
 
-static int64_t scope_deadline(const cio_task *t)
-{
-    int64_t d = CIO_NEVER;
-    for (const cio_scope *s = t->scope; s; s = s->cio__parent) {
-        if (s->cio__deadline < d)
-            d = s->cio__deadline;
-        if (s->cio__flags & CIO_SCOPE_SHIELD)
-            break;
-    }
-    return d;
-}
-
 static void arm(cio_task *t)
 {
     int64_t d = t->call_deadline;
     if (!(t->park_flags & CIO__PARK_UNINTERRUPTIBLE)) {
-        int64_t sd = scope_deadline(t);
-        if (sd < d)
-            d = sd;
+        cio__chain_sync(t);
+        if (t->cc_deadline < d)
+            d = t->cc_deadline;
     }
     if (d != CIO_NEVER)
         cio__timer_arm(t->loop, &t->timer, d);
@@ -374,18 +362,6 @@ int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w, int kind,
     return cio__park(t, kind, obj, deadline, flags);
 }
 
-void cio__wake(cio_task *t, int result)
-{
-    if (t->state != CIO__WAITING)
-        return;
-    t->wake_result = result;
-    t->unlink = NULL;
-    t->unlink_try = NULL;
-    t->wait_q = NULL;
-    t->wait_node = NULL;
-    cio__schedule(t);
-}
-
 cio_task *cio__waitq_grant(cio__waitq *q, void *value)
 {
     cio__waiter *w = cio__waitq_pop(q);
@@ -417,16 +393,11 @@ static void yield_now(cio_task *t)
     cio__task_suspend(t);
 }
 
-int cio__checkpoint(cio_task *t)
+int cio__budget_yield(cio_task *t)
 {
-    if (CIO__UNLIKELY(cio__cancelled(t)))
-        return -ECANCELED;
-    if (CIO__UNLIKELY(--t->budget <= 0)) {
-        t->budget = BUDGET;
-        yield_now(t);
-        return cio__cancelled(t);
-    }
-    return 0;
+    t->budget = BUDGET;
+    yield_now(t);
+    return cio__cancelled(t);
 }
 
 int cio_checkpoint(void)

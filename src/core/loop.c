@@ -186,19 +186,6 @@ void cio__task_suspend(cio_task *t)
     after_switch(l);
 }
 
-void cio__schedule(cio_task *t)
-{
-    cio_loop *l = t->loop;
-    t->state = CIO__RUNNABLE;
-    t->runq_next = NULL;
-    if (l->runq_tail)
-        l->runq_tail->runq_next = t;
-    else
-        l->runq_head = t;
-    l->runq_tail = t;
-    l->runq_len++;
-}
-
 static cio_task *runq_pop(cio_loop *l)
 {
     cio_task *t = l->runq_head;

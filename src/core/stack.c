@@ -31,7 +31,7 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#define CANARY UINT64_C(0xC10C10DEADC0FFEE)
+#define CANARY CIO__STACK_CANARY
 #define SLAB_BYTES ((size_t)2 << 20)
 #define MAX_CLASSES 8
 
@@ -278,11 +278,6 @@ void cio__stack_forget(const cio__stack *s)
         madvise(s->lo, s->size - pg, MADV_DONTNEED);
     if (s->canary)
         *(uint64_t *)s->lo = CANARY;
-}
-
-bool cio__stack_canary_ok(const cio__stack *s)
-{
-    return !s->canary || *(const uint64_t *)s->lo == CANARY;
 }
 
 size_t cio__stack_pooled(const cio__stack_pool *p)
