@@ -376,6 +376,11 @@ typedef struct cio__backend cio__backend;
  * the fd is ready (events: CIO_READABLE/CIO_WRITABLE), or with
  * CIO__EV_CLOSED when cio_close() closes the fd under it. */
 #define CIO__EV_CLOSED 0x100u
+/* In a watch's events: the caller has just seen EAGAIN or a short
+ * transfer in those directions, and the fd is closed through cio_close().
+ * A backend that keeps registrations then waits for the next edge without
+ * a system call. */
+#define CIO__EV_EDGE 0x200u
 typedef struct cio__fdw {
     void (*ready)(struct cio__fdw *w, unsigned events);
     int fd;
@@ -468,6 +473,13 @@ typedef struct cio__backend_ops {
     void (*cancel)(cio__backend *b, cio__op *op);
     /* Whether submit takes operations of `kind` on this kernel. */
     bool (*supports)(const cio__backend *b, int kind);
+    /* Backends that keep per-fd registrations (epoll), else NULL. opened:
+     * `fd` is a new file (socket, accepted connection, stream), so what
+     * was known of its number is stale. ready_take: clear `events` from
+     * the readiness seen on `fd` since its last drain and return the ones
+     * that were set; an fd the backend knows nothing of counts as ready. */
+    void (*opened)(cio__backend *b, int fd);
+    unsigned (*ready_take)(cio__backend *b, int fd, unsigned events);
 } cio__backend_ops;
 extern const cio__backend_ops cio__backend_epoll;
 #ifdef CIO_HAVE_URING
@@ -490,6 +502,16 @@ ssize_t cio__write_now(int fd, const void *buf, size_t n);
  * ready events, -EBADF if the fd was closed under it, -ECANCELED,
  * -ETIMEDOUT at `deadline`. No checkpoint. */
 int cio__fd_wait(cio_task *t, int fd, unsigned events, int64_t deadline);
+/* `fd` is a new file made by cio (socket, accept, stream): tell the
+ * backend. Does not suspend. */
+void cio__fd_opened(int fd);
+/* A transfer on `fd` (closed through cio_close) in direction `events`
+ * came back short: readiness seen before it is stale. Does not suspend. */
+void cio__fd_drained(int fd, unsigned events);
+/* After cio__fd_drained: wait until `fd` is ready again, or return at once
+ * when an edge came since (no system call on epoll). The ready events,
+ * -EBADF, -ECANCELED, -ETIMEDOUT. A checkpoint. Suspends. */
+int cio__fd_wait_drained(int fd, unsigned events);
 /* A non-blocking attempt: a result, or -EAGAIN to wait and retry. */
 typedef ssize_t (*cio__try_fn)(int fd, void *ctx);
 /* Checkpoint, then run `fn` until it does not say -EAGAIN, waiting for

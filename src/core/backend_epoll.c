@@ -1,9 +1,34 @@
-/* The epoll backend. Watches use EPOLLONESHOT registrations, re-armed
- * with EPOLL_CTL_MOD: one syscall per wait, and a registration that fires
- * while nobody watches disarms itself. A registration is left in place
- * (disarmed) after a watch fires; the kernel drops it when the file
- * closes, and a new file on the same fd number is detected by MOD failing
- * with ENOENT and added afresh. */
+/* The epoll backend. Each fd is registered once, edge-triggered, for
+ * both directions (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), and stays
+ * registered until cio_close() says it closes: a wait costs no system
+ * call. Every edge epoll reports sets the fd's ready bits, whether or not
+ * a watch waits; they say "an edge came since the last drain".
+ *
+ * Two kinds of watch share the registration:
+ * - Edge watches (CIO__EV_EDGE: cio's own sockets, pipes and streams,
+ *   which close through cio_close). The caller has just seen EAGAIN or a
+ *   short transfer, so readiness seen before is stale: the watch clears
+ *   the bits of its directions and waits for the next edge. The stream
+ *   asks ready_take() before waiting after a short read, so data that
+ *   came meanwhile is read at once, and a wait clears no edge that came
+ *   after the drain (no poll runs between the drain and the watch).
+ * - Level watches (cio_fd_wait, and the loop's, DNS's and others' own
+ *   watches): the caller may not have drained, and may close the fd
+ *   behind cio's back (libpq, c-ares). Such a watch re-checks with
+ *   EPOLL_CTL_MOD, which also queues an event when the fd is ready now
+ *   (one system call per wait, as a one-shot registration costs); ENOENT
+ *   means the number holds a new file, which is added afresh.
+ *
+ * A registration is trusted (waited on without a system call) only once
+ * an edge watch has added or re-checked it, and until cio_close() (the
+ * closing hook) deletes it, or a new socket, accepted connection or stream
+ * takes the number (the opened hook). An fd that cio's socket calls or
+ * streams wait on must therefore be closed with cio_close(); one closed
+ * with close(2) and reused by a file that cio did not make may be missed.
+ * A dup of a registered fd keeps the registration alive after the
+ * original is closed: its edges then arrive as spurious events, which a
+ * waiter survives (it retries the call and waits again). Files epoll
+ * refuses (regular files: EPERM) are always ready, as poll(2) says. */
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -11,9 +36,14 @@
 
 #define MAX_EVENTS 256
 
+#define EP_MASK (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+#define DIRS (CIO_READABLE | CIO_WRITABLE)
+
 typedef struct fdrec {
     cio__fdw *reader, *writer;
-    bool added;
+    bool added;     /* in the epoll set, as far as we know */
+    bool trusted;   /* added or re-checked by an edge watch */
+    unsigned ready; /* directions with an edge since the last drain */
 } fdrec;
 
 struct cio__backend {
@@ -81,28 +111,26 @@ static int ensure_fd(cio__backend *b, int fd)
     return 0;
 }
 
-/* Register the interest of the watches now on `fd`. */
-static int arm(cio__backend *b, int fd)
+/* Add `fd` to the epoll set, or re-check a registration that may be
+ * stale: MOD on a live one queues an event if the fd is ready now; ENOENT
+ * means the number holds a new file. */
+static int reg(cio__backend *b, int fd)
 {
     fdrec *r = &b->fds[fd];
-    struct epoll_event ev = {.data.fd = fd, .events = EPOLLONESHOT};
-    if (r->reader)
-        ev.events |= EPOLLIN | EPOLLRDHUP;
-    if (r->writer)
-        ev.events |= EPOLLOUT;
+    struct epoll_event ev = {.data.fd = fd, .events = EP_MASK};
     int op = r->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     int rc = epoll_ctl(b->epfd, op, fd, &ev);
     if (rc == -1 && op == EPOLL_CTL_MOD && errno == ENOENT)
         rc = epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev);
     else if (rc == -1 && op == EPOLL_CTL_ADD && errno == EEXIST)
         rc = epoll_ctl(b->epfd, EPOLL_CTL_MOD, fd, &ev);
-    if (rc == -1)
+    if (rc == -1) {
+        r->added = r->trusted = false;
         return -errno;
+    }
     r->added = true;
     return 0;
 }
-
-static void dispatch(cio__backend *b, int fd, uint32_t ev);
 
 static int ep_watch(cio__backend *b, cio__fdw *w)
 {
@@ -117,13 +145,18 @@ static int ep_watch(cio__backend *b, cio__fdw *w)
         r->reader = w;
     if (w->events & CIO_WRITABLE)
         r->writer = w;
-    rc = arm(b, w->fd);
-    if (rc == -EPERM) {
-        /* A regular file or directory: always ready, as poll(2) says.
-         * Report it from the next poll, as for any other event. */
-        b->waiting += !w->internal;
-        return queue_ready(b, w->fd);
+    bool edge = (w->events & CIO__EV_EDGE) != 0;
+    if (!(edge && r->trusted)) {
+        rc = reg(b, w->fd);
+        r->trusted = rc == 0 && (edge || r->trusted);
     }
+    /* A level watch re-checked readiness with MOD; an edge watch follows
+     * a drain. Either way what was seen before is stale. */
+    r->ready &= ~(w->events & DIRS);
+    /* A regular file or directory: always ready, as poll(2) says.
+     * Report it from the next poll, as for any other event. */
+    if (rc == -EPERM)
+        rc = queue_ready(b, w->fd);
     if (rc < 0) {
         if (r->reader == w)
             r->reader = NULL;
@@ -135,8 +168,8 @@ static int ep_watch(cio__backend *b, cio__fdw *w)
     return 0;
 }
 
-/* Take `w` off its fd; re-arm for what is left. */
-static void detach(cio__backend *b, cio__fdw *w, bool rearm)
+/* Take `w` off its fd; the registration stays. */
+static void detach(cio__backend *b, cio__fdw *w)
 {
     fdrec *r = &b->fds[w->fd];
     if (r->reader == w)
@@ -144,19 +177,11 @@ static void detach(cio__backend *b, cio__fdw *w, bool rearm)
     if (r->writer == w)
         r->writer = NULL;
     b->waiting -= !w->internal;
-    if (!rearm)
-        return;
-    if (r->reader || r->writer) {
-        arm(b, w->fd);
-    } else if (r->added) {
-        epoll_ctl(b->epfd, EPOLL_CTL_DEL, w->fd, NULL);
-        r->added = false;
-    }
 }
 
 static void ep_unwatch(cio__backend *b, cio__fdw *w)
 {
-    detach(b, w, true);
+    detach(b, w);
 }
 
 static void ep_closing(cio__backend *b, int fd)
@@ -166,16 +191,58 @@ static void ep_closing(cio__backend *b, int fd)
     fdrec *r = &b->fds[fd];
     cio__fdw *rd = r->reader, *wr = r->writer;
     if (rd)
-        detach(b, rd, false);
+        detach(b, rd);
     if (wr && wr != rd)
-        detach(b, wr, false);
+        detach(b, wr);
+    /* close(2) would drop the registration only with the last reference
+     * to the file (a dup or a child may hold one). */
     if (r->added)
         epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, NULL);
-    r->added = false;
+    r->added = r->trusted = false;
+    r->ready = 0;
     if (rd)
         rd->ready(rd, CIO__EV_CLOSED);
     if (wr && wr != rd)
         wr->ready(wr, CIO__EV_CLOSED);
+}
+
+/* `fd` is a new file (socket, accepted connection, stream): what the
+ * number knew belongs to a file closed behind cio's back, if any. The
+ * next edge watch re-checks the registration. */
+static void ep_opened(cio__backend *b, int fd)
+{
+    if (fd < 0 || (size_t)fd >= b->nfds)
+        return;
+    b->fds[fd].trusted = false;
+    b->fds[fd].ready = 0;
+}
+
+/* Clear `events` from the readiness known for `fd`; return the ones that
+ * were set. An fd without a trusted registration counts as ready. */
+static unsigned ep_ready_take(cio__backend *b, int fd, unsigned events)
+{
+    events &= DIRS;
+    if (fd < 0 || (size_t)fd >= b->nfds || !b->fds[fd].trusted)
+        return events;
+    fdrec *r = &b->fds[fd];
+    unsigned got = r->ready & events;
+    r->ready &= ~events;
+    return got;
+}
+
+/* Hand `ready` to the watches of `fd` that want it. */
+static void deliver(cio__backend *b, fdrec *r, unsigned ready)
+{
+    cio__fdw *rd = (ready & CIO_READABLE) ? r->reader : NULL;
+    cio__fdw *wr = (ready & CIO_WRITABLE) ? r->writer : NULL;
+    if (rd)
+        detach(b, rd);
+    if (wr && wr != rd)
+        detach(b, wr);
+    if (rd)
+        rd->ready(rd, ready & rd->events & DIRS);
+    if (wr && wr != rd)
+        wr->ready(wr, ready & wr->events & DIRS);
 }
 
 static void dispatch(cio__backend *b, int fd, uint32_t ev)
@@ -183,24 +250,18 @@ static void dispatch(cio__backend *b, int fd, uint32_t ev)
     if ((size_t)fd >= b->nfds)
         return;
     fdrec *r = &b->fds[fd];
+    /* Closed by cio_close earlier in this batch: a stale event. */
+    if (!r->added)
+        return;
     unsigned ready = 0;
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
         ready |= CIO_READABLE;
     if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
         ready |= CIO_WRITABLE;
-    cio__fdw *rd = (ready & CIO_READABLE) ? r->reader : NULL;
-    cio__fdw *wr = (ready & CIO_WRITABLE) ? r->writer : NULL;
-    if (rd)
-        detach(b, rd, false);
-    if (wr && wr != rd)
-        detach(b, wr, false);
-    /* The one-shot registration is spent: re-arm for watches left. */
-    if ((r->reader || r->writer) && arm(b, fd) == -EPERM)
-        queue_ready(b, fd);
-    if (rd)
-        rd->ready(rd, ready & rd->events);
-    if (wr && wr != rd)
-        wr->ready(wr, ready & wr->events);
+    /* Kept even when a watch takes it: a woken task that never gets to
+     * its I/O (cancelled, timed out) leaves it for the next reader. */
+    r->ready |= ready;
+    deliver(b, r, ready);
 }
 
 static int ep_poll(cio__backend *b, int64_t timeout)
@@ -225,7 +286,8 @@ static int ep_poll(cio__backend *b, int64_t timeout)
     size_t k = b->nready;
     b->nready = 0;
     for (size_t i = 0; i < k; i++)
-        dispatch(b, b->ready_fds[i], EPOLLIN | EPOLLOUT);
+        if ((size_t)b->ready_fds[i] < b->nfds)
+            deliver(b, &b->fds[b->ready_fds[i]], DIRS);
     return n + (int)k;
 }
 
@@ -243,4 +305,6 @@ const cio__backend_ops cio__backend_epoll = {
     .unwatch = ep_unwatch,
     .closing = ep_closing,
     .waiting = ep_waiting,
+    .opened = ep_opened,
+    .ready_take = ep_ready_take,
 };

@@ -62,10 +62,40 @@ ssize_t cio__io(int fd, unsigned dir, cio__try_fn fn, void *ctx)
         rc = fn(fd, ctx);
         if (rc != -EAGAIN)
             return rc;
-        rc = cio__fd_wait(t, fd, dir, CIO_NEVER);
+        rc = cio__fd_wait(t, fd, dir | CIO__EV_EDGE, CIO_NEVER);
         if (rc < 0)
             return rc;
     }
+}
+
+void cio__fd_opened(int fd)
+{
+    cio_loop *l = cio__loop;
+    if (l && l->backend && l->bops->opened)
+        l->bops->opened(l->backend, fd);
+}
+
+void cio__fd_drained(int fd, unsigned events)
+{
+    cio_loop *l = cio__loop;
+    if (l && l->backend && l->bops->ready_take)
+        l->bops->ready_take(l->backend, fd, events);
+}
+
+int cio__fd_wait_drained(int fd, unsigned events)
+{
+    CIO__SELF_OR_RETURN(t);
+    cio_loop *l = t->loop;
+    if (l->bops->ready_take == NULL)
+        return cio_fd_wait(fd, events, CIO_NEVER);
+    int rc = cio__checkpoint(t);
+    if (rc < 0)
+        return rc;
+    /* An edge since the drain: the data is there, try it. */
+    unsigned now = l->bops->ready_take(l->backend, fd, events);
+    if (now)
+        return (int)now;
+    return cio__fd_wait(t, fd, events | CIO__EV_EDGE, CIO_NEVER);
 }
 
 /* ---- completion-based operations ----------------------------------------- */

@@ -94,6 +94,7 @@ int cio_socket(int *out, int domain, int type, int protocol)
     int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd == -1)
         return -errno;
+    cio__fd_opened(fd);
     *out = fd;
     return 0;
 }
@@ -158,6 +159,7 @@ static ssize_t try_accept(int fd, void *p)
         return errno == EWOULDBLOCK ? -EAGAIN
                : errno == EINTR     ? -EAGAIN
                                     : -errno;
+    cio__fd_opened(s);
     c->fd = s;
     return 0;
 }

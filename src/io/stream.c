@@ -129,6 +129,7 @@ int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
         return -ENOMEM;
     }
     s->fd = fd;
+    cio__fd_opened(fd);
     struct stat st;
     s->sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
     /* A blocking fd would block the whole loop in recv() or read(). */
@@ -288,7 +289,7 @@ static ssize_t fill(cio_stream *s, size_t need)
          * empty, so wait for data rather than try a receive that would
          * fail with EAGAIN (one system call saved per message). */
         s->drained = false;
-        rc = cio_fd_wait(s->fd, CIO_READABLE, CIO_NEVER);
+        rc = cio__fd_wait_drained(s->fd, CIO_READABLE);
         if (s->closed)
             return -EBADF;
         if (rc < 0)
@@ -297,8 +298,10 @@ static ssize_t fill(cio_stream *s, size_t need)
     ssize_t n = recv_some(s, s->rbuf + end, room);
     if (s->closed)
         return -EBADF;
-    if (n > 0 && (size_t)n < room && s->wait_first)
+    if (n > 0 && (size_t)n < room && s->wait_first) {
         s->drained = true;
+        cio__fd_drained(s->fd, CIO_READABLE);
+    }
     if (n > 0)
         s->rlen += (size_t)n;
     else if (n == 0)
@@ -553,7 +556,7 @@ static void watch_writable(cio_stream *s)
     if (s->watching || l == NULL)
         return;
     s->wwatch = (cio__fdw){.ready = on_writable, .fd = s->fd,
-                           .events = CIO_WRITABLE, .data = s};
+                           .events = CIO_WRITABLE | CIO__EV_EDGE, .data = s};
     int rc = l->bops->watch(l->backend, &s->wwatch);
     if (rc < 0)
         s->werr = rc;
