@@ -402,6 +402,16 @@ enum cio__op_kind {
     CIO__OP_CONNECT,
     CIO__OP_READ,  /* read(2)/write(2) at the current position: pipes */
     CIO__OP_WRITE,
+    /* File system calls (file = true): path in `path`, second path in
+     * `path2`, flags in `flags`, mode in `mode`; STATX fills `buf` (a
+     * struct statx). */
+    CIO__OP_OPEN,
+    CIO__OP_CLOSE,
+    CIO__OP_FSYNC,
+    CIO__OP_STATX,
+    CIO__OP_UNLINK,
+    CIO__OP_RENAME,
+    CIO__OP_MKDIR,
     CIO__OP_COUNT,
 };
 typedef struct cio__op {
@@ -414,6 +424,8 @@ typedef struct cio__op {
     int flags;
     struct sockaddr *addr; /* connect: target; accept: peer out */
     socklen_t addrlen;     /* connect: length; accept: in/out */
+    const char *path, *path2; /* file system calls */
+    unsigned mode;
     int result;
     bool cancel_sent;
     bool closed; /* cio_close() stopped it: report -EBADF */

@@ -5,10 +5,14 @@
  * when a read would wait for the disk. On the epoll backend every call
  * below therefore runs its system call on a thread of the loop's
  * CIO_POOL_FILES pool (see cio/exec.h): the calling task waits, the loop
- * does not. On io_uring, reads and writes (cio_file_read, write, pread,
- * pwrite) are ring operations instead, with no thread involved, behind
- * the same functions and with the same semantics; the other calls use
- * the pool there too.
+ * does not. On io_uring every call is a ring operation instead (OPENAT,
+ * CLOSE, READ, WRITE, FSYNC, STATX, UNLINKAT, RENAMEAT, MKDIRAT), with no
+ * thread of cio's involved, behind the same functions and with the same
+ * results and error codes; an opcode the running kernel lacks falls back
+ * to the pool, call by call. Opens that may wait (a FIFO opened for
+ * reading or writing only, without O_NONBLOCK) keep open(2)'s blocking
+ * semantics by running on the pool (io_uring itself would open a FIFO
+ * without waiting for its other side).
  *
  * Common rules for every call here:
  * - Bad arguments (a NULL path, buffer or out-parameter, a negative fd)
@@ -17,11 +21,17 @@
  * - Each call suspends and is a cancellation point: if the task is
  *   cancelled (or a deadline of its scopes passes) before the operation
  *   starts, the operation is dropped, has no effect, and the call returns
- *   -ECANCELED. An operation that has started on a thread cannot be
- *   stopped: the call waits for it and returns its result (a completed
- *   operation beats a late cancel; the cancellation surfaces at the next
- *   suspension point). So a cancelled call has either done nothing or done
- *   everything, and once it returns no thread touches the caller's buffer.
+ *   -ECANCELED. An operation that has started (on a pool thread, or in
+ *   the kernel for a ring operation) cannot always be stopped: the call
+ *   asks the kernel to cancel it, waits until it is over and returns how
+ *   it ended: -ECANCELED if it was stopped in time (no effect), else its
+ *   result (a completed operation beats a late cancel; the cancellation
+ *   surfaces at the next suspension point). So a cancelled call has
+ *   either done nothing or done everything, and says which: a cancelled
+ *   cio_file_rename, unlink or mkdir that returns 0 did happen, and a
+ *   cancelled cio_file_open that returns 0 hands over its fd, which the
+ *   caller must close as usual. Once a call returns, neither a thread nor
+ *   the kernel touches the caller's buffer or paths.
  * - -EAGAIN if the pool's queue is full or no thread could be started;
  *   -ENOMEM; otherwise the negated errno of the system call.
  * - Descriptors opened here are close-on-exec and blocking: use them with
@@ -48,8 +58,9 @@ extern "C" {
  * ...; O_CLOEXEC is always added) and `mode` for a created file. Stores
  * the new fd in `*fd`, which the caller owns and releases with
  * cio_file_close. Returns 0; -ENOENT, -EACCES, -EEXIST (O_EXCL), -EISDIR,
- * ...; -ECANCELED (nothing was opened). Opening a FIFO waits, on the
- * pool's thread, for the other side. Suspends. */
+ * ...; -ECANCELED (nothing was opened; see the cancellation rule above
+ * for an open that completed anyway). Opening a FIFO waits, on the pool's
+ * thread, for the other side. Suspends. */
 int cio_file_open(int *fd, const char *path, int flags, mode_t mode);
 
 /* Close `fd` (opened by cio_file_open). The descriptor is released when

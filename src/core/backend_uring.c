@@ -12,6 +12,7 @@
  * user_data: a watch slot pointer with bit 0 set, an operation pointer
  * with bit 1 set, or 0 for requests whose completion is ignored (poll
  * removal, cancellation). */
+#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -46,6 +47,26 @@ struct cio__backend {
     bool has_op[CIO__OP_COUNT];
 };
 
+/* The file system calls, each on its own opcode: a kernel that has
+ * OPENAT but not MKDIRAT (5.6 to 5.14) runs mkdir on the files pool. */
+static void probe_fs_ops(cio__backend *b, struct io_uring_probe *probe)
+{
+    static const struct {
+        int kind, opcode;
+    } fs_ops[] = {
+        {CIO__OP_OPEN, IORING_OP_OPENAT},
+        {CIO__OP_CLOSE, IORING_OP_CLOSE},
+        {CIO__OP_FSYNC, IORING_OP_FSYNC},
+        {CIO__OP_STATX, IORING_OP_STATX},
+        {CIO__OP_UNLINK, IORING_OP_UNLINKAT},
+        {CIO__OP_RENAME, IORING_OP_RENAMEAT},
+        {CIO__OP_MKDIR, IORING_OP_MKDIRAT},
+    };
+    for (size_t i = 0; i < sizeof fs_ops / sizeof fs_ops[0]; i++)
+        b->has_op[fs_ops[i].kind] =
+            io_uring_opcode_supported(probe, fs_ops[i].opcode);
+}
+
 static int ur_init(cio_loop *l, cio__backend **out)
 {
     cio__backend *b = cio__calloc(1, sizeof *b);
@@ -79,6 +100,7 @@ static int ur_init(cio_loop *l, cio__backend **out)
             io_uring_opcode_supported(probe, IORING_OP_READ);
         b->has_op[CIO__OP_WRITE] =
             io_uring_opcode_supported(probe, IORING_OP_WRITE);
+        probe_fs_ops(b, probe);
         bool poll = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
                     io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE);
         io_uring_free_probe(probe);
@@ -270,9 +292,40 @@ static cio__op **op_place(cio__backend *b, const cio__op *op)
     return in ? &r->rop : &r->wop;
 }
 
+/* The file system calls. Paths are read by the kernel when it takes the
+ * submission; the task waits for the completion anyway. */
+static void prep_fs(struct io_uring_sqe *sqe, const cio__op *op)
+{
+    switch (op->kind) {
+    case CIO__OP_OPEN:
+        io_uring_prep_openat(sqe, AT_FDCWD, op->path, op->flags, op->mode);
+        break;
+    case CIO__OP_CLOSE:
+        io_uring_prep_close(sqe, op->fd);
+        break;
+    case CIO__OP_FSYNC:
+        io_uring_prep_fsync(sqe, op->fd, 0);
+        break;
+    case CIO__OP_STATX:
+        io_uring_prep_statx(sqe, op->fd, op->path, op->flags, op->mode,
+                            op->buf);
+        break;
+    case CIO__OP_UNLINK:
+        io_uring_prep_unlinkat(sqe, AT_FDCWD, op->path, op->flags);
+        break;
+    case CIO__OP_RENAME:
+        io_uring_prep_renameat(sqe, AT_FDCWD, op->path, AT_FDCWD, op->path2,
+                               0);
+        break;
+    default: /* CIO__OP_MKDIR */
+        io_uring_prep_mkdirat(sqe, AT_FDCWD, op->path, op->mode);
+        break;
+    }
+}
+
 static int ur_submit(cio__backend *b, cio__op *op)
 {
-    if (!b->has_op[op->kind] || ensure_fd(b, op->fd) < 0)
+    if (!b->has_op[op->kind] || (!op->file && ensure_fd(b, op->fd) < 0))
         return -ENOTSUP;
     fdrec *r = &b->fds[op->fd];
     cio__op **place = op->file ? NULL : op_place(b, op);
@@ -305,8 +358,11 @@ static int ur_submit(cio__backend *b, cio__op *op)
         io_uring_prep_write(sqe, op->fd, op->buf, (unsigned)op->len,
                             (uint64_t)op->off);
         break;
-    default:
+    case CIO__OP_CONNECT:
         io_uring_prep_connect(sqe, op->fd, op->addr, op->addrlen);
+        break;
+    default:
+        prep_fs(sqe, op);
         break;
     }
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_OP);

@@ -1,12 +1,16 @@
-/* Files on the executor: each operation is one small job run on a thread
- * of the loop's CIO_POOL_FILES pool, so that a backend with native file
- * I/O can replace them one by one behind the same public calls.
+/* Files without blocking the loop. On io_uring each call is a ring
+ * operation (OPENAT, CLOSE, READ, WRITE, FSYNC, STATX, UNLINKAT,
+ * RENAMEAT, MKDIRAT), probed one by one; elsewhere, and for an opcode the
+ * kernel lacks, it is one small job run on a thread of the loop's
+ * CIO_POOL_FILES pool, behind the same public calls.
  *
  * A request lives on the stack of the task that waits for it; the
  * executor guarantees the job is over (or was never started) when
  * cio_to_thread_pool returns, which is what makes that safe. */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -142,14 +146,99 @@ static int job_mkdir(void *arg)
     return neg_errno(mkdir(r->path, r->mode));
 }
 
+/* ---- ring operations ---------------------------------------------------- */
+
+/* Run a file system call as a ring operation. -ENOTSUP (or CIO_ENOTASK)
+ * when the backend cannot: the caller then uses the pool. The task waits
+ * for the completion even when cancelled, so the paths and buffers on
+ * its stack stay valid while the kernel uses them. */
+static int ring_run(cio__op *op)
+{
+    op->file = true;
+    int rc = (int)cio__op_run(op);
+    /* A call that blocked on a kernel worker (a FIFO's open) and that
+     * the cancellation interrupted there: it had no effect. The worker
+     * may pass on the kernel's internal restart codes (ERESTARTSYS is
+     * 512, up to ERESTART_RESTARTBLOCK, 516). A close is never redone. */
+    if (op->cancel_sent && op->kind != CIO__OP_CLOSE &&
+        (rc == -EINTR || (rc <= -512 && rc >= -516)))
+        rc = -ECANCELED;
+    return rc;
+}
+
+static bool ring_fallback(int rc)
+{
+    return rc == -ENOTSUP || rc == CIO_ENOTASK;
+}
+
+static struct timespec ts_of(const struct statx_timestamp *t)
+{
+    return (struct timespec){.tv_sec = t->tv_sec, .tv_nsec = t->tv_nsec};
+}
+
+/* statx(2) of `path` relative to `dfd` (with AT_EMPTY_PATH: `dfd`
+ * itself) into `*st`, as stat(2) would fill it. */
+static int ring_stat(int dfd, const char *path, int flags, struct stat *st)
+{
+    struct statx sx;
+    cio__op op = {.kind = CIO__OP_STATX, .fd = dfd, .path = path,
+                  .flags = flags, .mode = STATX_BASIC_STATS, .buf = &sx};
+    int rc = ring_run(&op);
+    if (rc < 0)
+        return rc;
+    memset(st, 0, sizeof *st);
+    st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st->st_ino = sx.stx_ino;
+    st->st_mode = sx.stx_mode;
+    st->st_nlink = sx.stx_nlink;
+    st->st_uid = sx.stx_uid;
+    st->st_gid = sx.stx_gid;
+    st->st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+    st->st_size = (off_t)sx.stx_size;
+    st->st_blksize = (blksize_t)sx.stx_blksize;
+    st->st_blocks = (blkcnt_t)sx.stx_blocks;
+    st->st_atim = ts_of(&sx.stx_atime);
+    st->st_mtim = ts_of(&sx.stx_mtime);
+    st->st_ctim = ts_of(&sx.stx_ctime);
+    return 0;
+}
+
 /* ---- public calls ------------------------------------------------------- */
+
+/* open(2) on the ring; -ENOTSUP to use the pool instead. io_uring first
+ * tries an open inline as if O_NONBLOCK were given (only O_CREAT, O_TRUNC
+ * and O_TMPFILE opens go straight to a kernel worker, which blocks as
+ * open(2) does): a FIFO then opens for reading without waiting for a
+ * writer, and for writing fails with ENXIO instead of waiting for a
+ * reader. Such opens are redone on the pool, with open(2)'s semantics. */
+static int ring_open(const char *path, int flags, mode_t mode)
+{
+    cio__op op = {.kind = CIO__OP_OPEN, .fd = -1, .path = path,
+                  .flags = flags | O_CLOEXEC, .mode = mode};
+    int rc = ring_run(&op);
+    bool may_wait = !(flags & (O_NONBLOCK | O_CREAT | O_TRUNC | O_TMPFILE)) &&
+                    (flags & O_ACCMODE) != O_RDWR;
+    if (!may_wait)
+        return rc;
+    if (rc == -ENXIO)
+        return -ENOTSUP;
+    struct stat st;
+    if (rc >= 0 && fstat(rc, &st) == 0 && S_ISFIFO(st.st_mode)) {
+        close(rc);
+        return -ENOTSUP;
+    }
+    return rc;
+}
 
 int cio_file_open(int *fd, const char *path, int flags, mode_t mode)
 {
     if (fd == NULL || path == NULL)
         return -EINVAL;
-    fs_req r = {.path = path, .flags = flags, .mode = mode};
-    int rc = submit(job_open, &r);
+    int rc = ring_open(path, flags, mode);
+    if (ring_fallback(rc)) {
+        fs_req r = {.path = path, .flags = flags, .mode = mode};
+        rc = submit(job_open, &r);
+    }
     if (rc < 0)
         return rc;
     *fd = rc;
@@ -164,7 +253,10 @@ int cio_file_close(int fd)
     if (l && l->backend)
         l->bops->closing(l->backend, fd); /* wake anyone waiting on it */
     fs_req r = {.fd = fd};
-    int rc = submit(job_close, &r);
+    cio__op op = {.kind = CIO__OP_CLOSE, .fd = fd};
+    int rc = ring_run(&op);
+    if (ring_fallback(rc))
+        rc = submit(job_close, &r);
     /* close(2) itself never says ECANCELED or EAGAIN, and CIO_ENOTASK or
      * -ENOMEM mean no job ran: in each case the fd is still open. */
     if (rc == -ECANCELED || rc == -EAGAIN || rc == -ENOMEM ||
@@ -225,6 +317,10 @@ int cio_file_fsync(int fd)
 {
     if (fd < 0)
         return -EBADF;
+    cio__op op = {.kind = CIO__OP_FSYNC, .fd = fd};
+    int rc = ring_run(&op);
+    if (!ring_fallback(rc))
+        return rc;
     fs_req r = {.fd = fd};
     return submit(job_fsync, &r);
 }
@@ -233,6 +329,9 @@ int cio_file_stat(const char *path, struct stat *st)
 {
     if (path == NULL || st == NULL)
         return -EINVAL;
+    int rc = ring_stat(AT_FDCWD, path, 0, st);
+    if (!ring_fallback(rc))
+        return rc;
     fs_req r = {.path = path, .st = st};
     return submit(job_stat, &r);
 }
@@ -243,6 +342,9 @@ int cio_file_fstat(int fd, struct stat *st)
         return -EINVAL;
     if (fd < 0)
         return -EBADF;
+    int rc = ring_stat(fd, "", AT_EMPTY_PATH, st);
+    if (!ring_fallback(rc))
+        return rc;
     fs_req r = {.fd = fd, .st = st};
     return submit(job_fstat, &r);
 }
@@ -251,6 +353,10 @@ int cio_file_unlink(const char *path)
 {
     if (path == NULL)
         return -EINVAL;
+    cio__op op = {.kind = CIO__OP_UNLINK, .fd = -1, .path = path};
+    int rc = ring_run(&op);
+    if (!ring_fallback(rc))
+        return rc;
     fs_req r = {.path = path};
     return submit(job_unlink, &r);
 }
@@ -259,6 +365,11 @@ int cio_file_rename(const char *from, const char *to)
 {
     if (from == NULL || to == NULL)
         return -EINVAL;
+    cio__op op = {.kind = CIO__OP_RENAME, .fd = -1, .path = from,
+                  .path2 = to};
+    int rc = ring_run(&op);
+    if (!ring_fallback(rc))
+        return rc;
     fs_req r = {.path = from, .path2 = to};
     return submit(job_rename, &r);
 }
@@ -267,6 +378,11 @@ int cio_file_mkdir(const char *path, mode_t mode)
 {
     if (path == NULL)
         return -EINVAL;
+    cio__op op = {.kind = CIO__OP_MKDIR, .fd = -1, .path = path,
+                  .mode = mode};
+    int rc = ring_run(&op);
+    if (!ring_fallback(rc))
+        return rc;
     fs_req r = {.path = path, .mode = mode};
     return submit(job_mkdir, &r);
 }
