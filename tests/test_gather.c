@@ -10,6 +10,7 @@ typedef struct step {
     int ran;
     int sleep_rc;
     bool finished;
+    const char *why; /* a failure's cio_errorf text */
 } step;
 
 static int run_step(void *arg)
@@ -25,7 +26,11 @@ static int run_step(void *arg)
         cio_scope_exit(&sh);
     }
     s->finished = true;
-    return rc < 0 ? rc : s->result;
+    if (rc < 0)
+        return rc;
+    if (s->result < 0 && s->why)
+        return cio_errorf(s->result, "%s", s->why);
+    return s->result;
 }
 
 static void calls_of(cio_call *calls, step *steps, size_t n)
@@ -106,6 +111,20 @@ TEST(gather_fail_fast_with_limit_never_starts_the_rest)
     return 0;
 }
 
+TEST(gather_fail_fast_gives_the_caller_the_failed_calls_text)
+{
+    step s[3] = {{.delay = 2 * CIO_SEC, .result = -EIO, .why = "second"},
+                 {.delay = CIO_SEC, .result = -EIO, .why = "disk on fire"},
+                 {.delay = 3 * CIO_SEC, .result = 3}};
+    cio_call calls[3];
+    calls_of(calls, s, 3);
+    ASSERT_EQ(-EIO, cio_gather(calls, 3, 0));
+    /* The call that failed first, not the one cancelled before it could. */
+    ASSERT_STR_EQ("disk on fire", cio_task_errmsg(cio_current()));
+    ASSERT_EQ(-ECANCELED, calls[0].result);
+    return 0;
+}
+
 /* ---- Return-errors mode -------------------------------------------------- */
 
 TEST(gather_return_errors_runs_everything)
@@ -122,6 +141,18 @@ TEST(gather_return_errors_runs_everything)
     ASSERT_EQ(3, calls[2].result);
     ASSERT_EQ(0, s[2].sleep_rc);
     ASSERT_STR_EQ("", cio_test_reports());
+    return 0;
+}
+
+TEST(gather_return_errors_leaves_the_callers_text_alone)
+{
+    step s[2] = {{.delay = CIO_SEC, .result = -EIO, .why = "disk on fire"},
+                 {.delay = CIO_SEC, .result = 2}};
+    cio_call calls[2];
+    calls_of(calls, s, 2);
+    ASSERT_EQ(0, cio_gather(calls, 2, CIO_GATHER_RETURN_ERRORS));
+    ASSERT_EQ(-EIO, calls[0].result);
+    ASSERT_TRUE(cio_task_errmsg(cio_current()) == NULL);
     return 0;
 }
 

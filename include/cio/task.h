@@ -277,6 +277,12 @@ typedef struct cio_call {
  * NULL fn, unknown flags), -ENOMEM. The calls run on worker tasks of a
  * group (at most `limit` of them for cio_gather_limit), one after another
  * on each worker.
+ * Error texts: in fail-fast mode the error returned carries the text its
+ * call gave with cio_errorf to the caller, as if the caller had failed
+ * with it (asyncio re-raises the exception itself):
+ * cio_task_errmsg(cio_current()) reads it. RETURN_ERRORS keeps codes
+ * only; to keep each call's text, spawn the calls in a group with handles
+ * and read cio_task_errmsg of each (asyncio.TaskGroup's way).
  * Suspends. */
 int cio_gather(cio_call *calls, size_t n, unsigned flags);
 

@@ -366,6 +366,8 @@ void cio_group_free(cio_group *g)
 typedef struct gather_state {
     cio_call *calls;
     size_t n, next;
+    char *errmsg; /* fail-fast: the text of the call that failed first */
+    bool failed;
     unsigned flags;
 } gather_state;
 
@@ -382,8 +384,15 @@ static int gather_worker(void *arg)
         rc = s->calls[i].fn(s->calls[i].arg);
         s->calls[i].result = rc;
         if (rc < 0 && rc != -ECANCELED &&
-            !(s->flags & CIO_GATHER_RETURN_ERRORS))
+            !(s->flags & CIO_GATHER_RETURN_ERRORS)) {
+            if (!s->failed) { /* the text goes with the error */
+                cio_task *self = cio__self();
+                s->failed = true;
+                s->errmsg = self->errmsg;
+                self->errmsg = NULL;
+            }
             return rc;
+        }
     }
 }
 
@@ -418,6 +427,9 @@ int cio_gather_limit(cio_call *calls, size_t n, size_t limit, unsigned flags)
     if (started == 0)
         cio_group_cancel(g);
     rc = cio_group_join(g);
+    if (rc < 0 && rc != -ECANCELED && s.errmsg)
+        cio_errorf(rc, "%s", s.errmsg);
+    cio__free(s.errmsg);
     cio_group_free(g);
     if (started == 0)
         return spawn_rc;
