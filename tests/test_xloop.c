@@ -326,6 +326,98 @@ TEST_REALTIME(chan_from_a_plain_thread)
     return 0;
 }
 
+/* Messages of an odd size through rings of 1, 3 and 4 slots, lap after
+ * lap: positions wrap many times; order, fullness and length stay right. */
+typedef struct odd {
+    unsigned char b[13];
+} odd;
+
+static odd odd_of(unsigned v)
+{
+    odd o;
+    for (size_t i = 0; i < sizeof o.b; i++)
+        o.b[i] = (unsigned char)(v * 31 + i);
+    return o;
+}
+
+TEST(chan_ring_wraps_with_tiny_capacity)
+{
+    static const size_t caps[] = {1, 3, 4};
+    for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+        cio_chan *ch;
+        size_t cap = caps[c];
+        ASSERT_OK(cio_chan_new(&ch, sizeof(odd), cap));
+        unsigned in = 0, out = 0;
+        for (int lap = 0; lap < 1000; lap++) {
+            /* Fill, overfill, then take a varying part. */
+            while (cio_chan_len(ch) < cap) {
+                odd o = odd_of(in++);
+                ASSERT_OK(cio_chan_try_send(ch, &o));
+            }
+            odd o = odd_of(in);
+            ASSERT_EQ(-EAGAIN, cio_chan_try_send(ch, &o));
+            size_t k = 1 + (size_t)lap % cap;
+            for (size_t i = 0; i < k; i++) {
+                ASSERT_OK(cio_chan_try_recv(ch, &o));
+                odd want = odd_of(out++);
+                ASSERT_TRUE(memcmp(&o, &want, sizeof o) == 0);
+            }
+            ASSERT_EQ(cap - k, cio_chan_len(ch));
+        }
+        odd o;
+        while (cio_chan_try_recv(ch, &o) == 0) {
+            odd want = odd_of(out++);
+            ASSERT_TRUE(memcmp(&o, &want, sizeof o) == 0);
+        }
+        ASSERT_EQ(in, out);
+        ASSERT_EQ(-EAGAIN, cio_chan_try_recv(ch, &o));
+        ASSERT_OK(cio_chan_free(ch));
+    }
+    return 0;
+}
+
+typedef struct one_send {
+    cio_chan *ch;
+    int v;
+} one_send;
+
+static int send_one(void *arg)
+{
+    one_send *s = arg;
+    return cio_chan_send(s->ch, &s->v);
+}
+
+TEST(chan_parked_senders_released_in_order)
+{
+    cio_chan *ch;
+    ASSERT_OK(cio_chan_new(&ch, sizeof(int), 2));
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(cio_chan_try_send(ch, &i));
+    enum { N = 8 };
+    one_send s[N];
+    cio_task *t[N];
+    for (int k = 0; k < N; k++) {
+        s[k] = (one_send){.ch = ch, .v = 100 + k};
+        ASSERT_OK(cio_spawn(&t[k], send_one, &s[k]));
+    }
+    ASSERT_OK(cio_wait_all_blocked());
+    int v = 7;
+    for (int i = 0; i < 2 + N; i++) {
+        /* Parked senders go first: no overtaking, even with room made. */
+        if (i < N)
+            ASSERT_EQ(-EAGAIN, cio_chan_try_send(ch, &v));
+        ASSERT_OK(cio_chan_recv(ch, &v));
+        ASSERT_EQ(i < 2 ? i : 100 + i - 2, v);
+    }
+    for (int k = 0; k < N; k++) {
+        ASSERT_OK(cio_task_join(t[k]));
+        cio_task_free(t[k]);
+    }
+    ASSERT_EQ(0, cio_chan_len(ch));
+    ASSERT_OK(cio_chan_free(ch));
+    return 0;
+}
+
 /* ---- channels between loops ---------------------------------------------- */
 
 /* Mains of the loops other than 0: wait until the set is stopped. */
@@ -589,6 +681,320 @@ TEST_REALTIME(chan_shutdown_with_messages_in_flight)
     int results[3];
     ASSERT_EQ(0, run_multi(3, inflight_main, NULL, results));
     ASSERT_EQ(0, results[0]);
+    return 0;
+}
+
+TEST_HEAVY(chan_million_messages_between_two_loops)
+{
+    xchg x = {.loops = 2, .per_sender = 500000, .cap = 1024};
+    ASSERT_OK(run_multi(2, exchange_main, &x, NULL));
+    ASSERT_EQ(1000000, x.got[0] + x.got[1]);
+    return 0;
+}
+
+TEST_HEAVY(chan_million_messages_three_loops)
+{
+    xchg x = {.loops = 3, .per_sender = 333334, .cap = 100};
+    ASSERT_OK(run_multi(3, exchange_main, &x, NULL));
+    return 0;
+}
+
+/* A single slot and a ring of three between loops: every message laps. */
+TEST_REALTIME(chan_loops_exchange_through_tiny_rings)
+{
+    xchg x = {.loops = 2, .per_sender = 20000, .cap = 1};
+    ASSERT_OK(run_multi(2, exchange_main, &x, NULL));
+    xchg y = {.loops = 3, .per_sender = 20000, .cap = 3};
+    ASSERT_OK(run_multi(3, exchange_main, &y, NULL));
+    return 0;
+}
+
+/* Senders parked on other loops: started one by one on loop 1, then on
+ * loop 2, each parked before the next; released in that order. */
+typedef struct parked {
+    cio_chan *ch;
+    int first; /* the value of the first sender of this loop */
+    int n;
+    one_send s[8];
+    cio_task *t[8];
+} parked;
+
+static int park_senders(void *arg)
+{
+    parked *p = arg;
+    for (int k = 0; k < p->n; k++) {
+        p->s[k] = (one_send){.ch = p->ch, .v = p->first + k};
+        ASSERT_OK(cio_spawn(&p->t[k], send_one, &p->s[k]));
+        ASSERT_OK(cio_wait_all_blocked());
+    }
+    return 0;
+}
+
+static int join_senders(void *arg)
+{
+    parked *p = arg;
+    int bad = 0;
+    for (int k = 0; k < p->n; k++) {
+        bad += cio_task_join(p->t[k]) != 0;
+        cio_task_free(p->t[k]);
+    }
+    return bad ? -EPROTO : 0;
+}
+
+static int parked_order_body(void)
+{
+    cio_chan *ch;
+    ASSERT_OK(cio_chan_new(&ch, sizeof(int), 2));
+    for (int i = 0; i < 2; i++)
+        ASSERT_OK(cio_chan_try_send(ch, &i));
+    parked a = {.ch = ch, .first = 100, .n = 8};
+    parked b = {.ch = ch, .first = 200, .n = 8};
+    ASSERT_OK(on_loop(1, park_senders, &a));
+    ASSERT_OK(on_loop(2, park_senders, &b));
+    int v;
+    ASSERT_EQ(-EAGAIN, cio_chan_try_send(ch, &v));
+    for (int i = 0; i < 18; i++) {
+        ASSERT_OK(cio_chan_recv(ch, &v));
+        ASSERT_EQ(i < 2 ? i : i < 10 ? 100 + i - 2 : 200 + i - 10, v);
+    }
+    ASSERT_OK(on_loop(1, join_senders, &a));
+    ASSERT_OK(on_loop(2, join_senders, &b));
+    ASSERT_EQ(-EAGAIN, cio_chan_try_recv(ch, &v));
+    ASSERT_OK(cio_chan_free(ch));
+    return 0;
+}
+
+static int parked_order_main(void *arg)
+{
+    (void)arg;
+    if (cio_loop_index() != 0)
+        return idle_until_cancelled();
+    int rc = parked_order_body();
+    cio_multi_cancel();
+    return rc;
+}
+
+TEST_REALTIME(chan_senders_parked_on_other_loops_released_in_order)
+{
+    ASSERT_OK(run_multi(3, parked_order_main, NULL, NULL));
+    return 0;
+}
+
+/* Close from a third loop while senders (loops 1 and 2) are parked on a
+ * full channel and receivers (loop 0) on an empty one. */
+typedef struct tagged {
+    cio_chan *ch;
+    uint64_t tag;
+    long sent;
+} tagged;
+
+static int send_until_error(void *arg)
+{
+    tagged *g = arg;
+    for (;;) {
+        uint64_t m = g->tag << 32 | (uint64_t)g->sent;
+        int rc = cio_chan_send(g->ch, &m);
+        if (rc < 0)
+            return rc;
+        g->sent++;
+    }
+}
+
+typedef struct fleet {
+    tagged g[3];
+    cio_task *t[3];
+} fleet;
+
+static int start_fleet(void *arg)
+{
+    fleet *f = arg;
+    for (int k = 0; k < 3; k++)
+        ASSERT_OK(cio_spawn(&f->t[k], send_until_error, &f->g[k]));
+    ASSERT_OK(cio_wait_all_blocked());
+    return 0;
+}
+
+static int join_fleet(void *arg)
+{
+    fleet *f = arg;
+    int bad = 0;
+    for (int k = 0; k < 3; k++) {
+        bad += cio_task_join(f->t[k]) != -EPIPE;
+        cio_task_free(f->t[k]);
+    }
+    return bad ? -EPROTO : 0;
+}
+
+static int close_chan(void *arg)
+{
+    return cio_chan_close(arg);
+}
+
+static int close_parked_body(void)
+{
+    cio_chan *full, *empty;
+    ASSERT_OK(cio_chan_new(&full, sizeof(uint64_t), 4));
+    ASSERT_OK(cio_chan_new(&empty, sizeof(int), 4));
+    fleet f[2];
+    for (int l = 0; l < 2; l++)
+        for (int k = 0; k < 3; k++)
+            f[l].g[k] = (tagged){.ch = full, .tag = (uint64_t)(l * 3 + k)};
+    ASSERT_OK(on_loop(1, start_fleet, &f[0]));
+    ASSERT_OK(on_loop(2, start_fleet, &f[1]));
+    ASSERT_EQ(4, cio_chan_len(full));
+    pair p = {.ch = empty};
+    cio_task *rx[3];
+    for (int k = 0; k < 3; k++)
+        ASSERT_OK(cio_spawn(&rx[k], recv_one, &p));
+    ASSERT_OK(cio_wait_all_blocked());
+    /* Closed on loop 2: both sides wake from another loop. */
+    ASSERT_OK(on_loop(2, close_chan, full));
+    ASSERT_OK(on_loop(2, close_chan, empty));
+    for (int k = 0; k < 3; k++) {
+        ASSERT_EQ(CIO_EOF, cio_task_join(rx[k]));
+        cio_task_free(rx[k]);
+    }
+    ASSERT_OK(on_loop(1, join_fleet, &f[0]));
+    ASSERT_OK(on_loop(2, join_fleet, &f[1]));
+    /* What the senders counted as sent is exactly what is buffered, in
+     * order per sender. */
+    long sent = 0, next[6] = {0};
+    for (int l = 0; l < 2; l++)
+        for (int k = 0; k < 3; k++)
+            sent += f[l].g[k].sent;
+    ASSERT_EQ(4, sent);
+    uint64_t m;
+    for (int i = 0; i < 4; i++) {
+        ASSERT_OK(cio_chan_recv(full, &m));
+        ASSERT_TRUE((m >> 32) < 6);
+        ASSERT_EQ(next[m >> 32]++, (long)(m & 0xffffffff));
+    }
+    ASSERT_EQ(CIO_EOF, cio_chan_recv(full, &m));
+    ASSERT_OK(cio_chan_free(full));
+    ASSERT_OK(cio_chan_free(empty));
+    return 0;
+}
+
+static int close_parked_main(void *arg)
+{
+    (void)arg;
+    if (cio_loop_index() != 0)
+        return idle_until_cancelled();
+    int rc = close_parked_body();
+    cio_multi_cancel();
+    return rc;
+}
+
+TEST_REALTIME(chan_close_wakes_parked_senders_and_receivers)
+{
+    ASSERT_OK(run_multi(3, close_parked_main, NULL, NULL));
+    return 0;
+}
+
+/* Freed (not drained) while senders of another loop are parked: they get
+ * -EPIPE and the memory goes with the last of them (the runner checks for
+ * leaks). */
+static int free_parked_body(void)
+{
+    cio_chan *ch;
+    ASSERT_OK(cio_chan_new(&ch, sizeof(uint64_t), 4));
+    fleet f;
+    for (int k = 0; k < 3; k++)
+        f.g[k] = (tagged){.ch = ch, .tag = (uint64_t)k};
+    ASSERT_OK(on_loop(1, start_fleet, &f));
+    ASSERT_OK(cio_chan_free(ch));
+    ASSERT_OK(on_loop(1, join_fleet, &f));
+    return 0;
+}
+
+static int free_parked_main(void *arg)
+{
+    (void)arg;
+    if (cio_loop_index() != 0)
+        return idle_until_cancelled();
+    int rc = free_parked_body();
+    cio_multi_cancel();
+    return rc;
+}
+
+TEST_REALTIME(chan_freed_with_senders_parked)
+{
+    ASSERT_OK(run_multi(2, free_parked_main, NULL, NULL));
+    return 0;
+}
+
+/* Sends and receives across loops cancelled by tiny deadlines at random
+ * points: a cancelled send did not enqueue (the sender retries the same
+ * value) and a cancelled receive did not dequeue, so the receiver sees
+ * 0..N-1 exactly once, in order. */
+typedef struct flaky {
+    cio_chan *ch;
+    long n;
+} flaky;
+
+static int flaky_send(void *arg)
+{
+    flaky *f = arg;
+    unsigned seed = 1;
+    for (long v = 0; v < f->n;) {
+        seed = seed * 1103515245 + 12345;
+        cio_scope sc;
+        ASSERT_OK(cio_scope_enter(
+            &sc, cio_deadline_after((seed >> 16) % 20 * CIO_USEC), 0));
+        int rc = cio_chan_send(f->ch, &v);
+        cio_scope_exit(&sc);
+        if (rc == 0)
+            v++;
+        else if (rc != -ECANCELED)
+            return rc;
+    }
+    return 0;
+}
+
+static int flaky_body(void)
+{
+    flaky f = {.n = 20000};
+    ASSERT_OK(cio_chan_new(&f.ch, sizeof(long), 4));
+    cio_xtask *h;
+    ASSERT_OK(cio_xloop_spawn(&h, 1, flaky_send, &f));
+    long next = 0;
+    unsigned seed = 7;
+    while (next < f.n) {
+        seed = seed * 1103515245 + 12345;
+        cio_scope sc;
+        ASSERT_OK(cio_scope_enter(
+            &sc, cio_deadline_after((seed >> 16) % 30 * CIO_USEC), 0));
+        long v;
+        int rc = cio_chan_recv(f.ch, &v);
+        cio_scope_exit(&sc);
+        if (rc == -ECANCELED)
+            continue;
+        ASSERT_OK(rc);
+        ASSERT_EQ(next, v);
+        next++;
+    }
+    int res;
+    ASSERT_OK(cio_xloop_join(h, &res));
+    ASSERT_EQ(0, res);
+    long v;
+    ASSERT_EQ(-EAGAIN, cio_chan_try_recv(f.ch, &v));
+    ASSERT_OK(cio_chan_free(f.ch));
+    return 0;
+}
+
+static int flaky_main(void *arg)
+{
+    (void)arg;
+    if (cio_loop_index() != 0)
+        return idle_until_cancelled();
+    int rc = flaky_body();
+    cio_multi_cancel();
+    return rc;
+}
+
+TEST_REALTIME(chan_cancelled_cross_loop_waits_lose_nothing)
+{
+    ASSERT_OK(run_multi(2, flaky_main, NULL, NULL));
     return 0;
 }
 

@@ -5,9 +5,13 @@
  * a time; then cross-loop task round trips (cio_xloop_spawn + join).
  * Prints `name value unit` lines.
  *
- * Usage: xloop_msgs [N] (default 2000000). */
+ * Usage: xloop_msgs [N [PHASE]]: N defaults to 2000000; PHASE is batch,
+ * single, spawn or all (the default), so that a syscall counter (perf stat
+ * -e syscalls:sys_enter_write) can be read for one phase: eventfd writes
+ * per message. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <cio.h>
@@ -15,6 +19,7 @@
 
 typedef struct bench {
     long n;
+    const char *phase;
     cio_chan *ch;
     double batch_rate, single_rate, spawn_us;
 } bench;
@@ -75,6 +80,11 @@ static int run_pass(bench *b, size_t batch, double *rate)
     return rc < 0 ? rc : res;
 }
 
+static bool phase_on(const bench *b, const char *name)
+{
+    return strcmp(b->phase, "all") == 0 || strcmp(b->phase, name) == 0;
+}
+
 static int bench_main(void *arg)
 {
     bench *b = arg;
@@ -82,10 +92,12 @@ static int bench_main(void *arg)
         int rc = cio_sleep(3600 * CIO_SEC);
         return rc == -ECANCELED ? 0 : rc;
     }
-    int rc = run_pass(b, 256, &b->batch_rate);
-    if (rc == 0)
+    int rc = 0;
+    if (phase_on(b, "batch"))
+        rc = run_pass(b, 256, &b->batch_rate);
+    if (rc == 0 && phase_on(b, "single"))
         rc = run_pass(b, 1, &b->single_rate);
-    long trips = b->n / 20;
+    long trips = phase_on(b, "spawn") ? b->n / 20 : 0;
     double t0 = now_s();
     for (long i = 0; rc == 0 && i < trips; i++) {
         cio_xtask *h;
@@ -94,16 +106,20 @@ static int bench_main(void *arg)
         if (rc == 0)
             rc = cio_xloop_join(h, &res);
     }
-    b->spawn_us = (now_s() - t0) / (double)trips * 1e6;
+    if (trips > 0)
+        b->spawn_us = (now_s() - t0) / (double)trips * 1e6;
     cio_multi_cancel();
     return rc;
 }
 
 int main(int argc, char **argv)
 {
-    bench b = {.n = argc > 1 ? atol(argv[1]) : 2000000};
-    if (b.n < 20) {
-        fprintf(stderr, "usage: xloop_msgs [N >= 20]\n");
+    bench b = {.n = argc > 1 ? atol(argv[1]) : 2000000,
+               .phase = argc > 2 ? argv[2] : "all"};
+    if (b.n < 20 || (!phase_on(&b, "batch") && !phase_on(&b, "single") &&
+                     !phase_on(&b, "spawn"))) {
+        fprintf(stderr, "usage: xloop_msgs [N >= 20 [batch|single|spawn|"
+                        "all]]\n");
         return 2;
     }
     cio_multi_config cfg;
@@ -114,8 +130,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "xloop_msgs: %s\n", cio_strerror(rc));
         return 1;
     }
-    printf("xloop.msgs_per_s %.0f msg/s\n", b.batch_rate);
-    printf("xloop.msgs_per_s_single %.0f msg/s\n", b.single_rate);
-    printf("xloop.spawn_join_us %.2f us\n", b.spawn_us);
+    if (phase_on(&b, "batch"))
+        printf("xloop.msgs_per_s %.0f msg/s\n", b.batch_rate);
+    if (phase_on(&b, "single"))
+        printf("xloop.msgs_per_s_single %.0f msg/s\n", b.single_rate);
+    if (phase_on(&b, "spawn"))
+        printf("xloop.spawn_join_us %.2f us\n", b.spawn_us);
     return 0;
 }
