@@ -279,8 +279,9 @@ int cio__park(cio_task *t, int kind, const void *obj, int64_t deadline,
               unsigned flags);
 /* Park on a wait queue with a waiter on the caller's stack; w->value is
  * left as the caller set it (a putter's item, say). */
-int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w, int kind,
-                const void *obj, int64_t deadline, unsigned flags);
+static inline int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w,
+                              int kind, const void *obj, int64_t deadline,
+                              unsigned flags);
 /* Make a waiting task runnable; its cio__park returns `result`. */
 static inline void cio__wake(cio_task *t, int result);
 /* Pop the first waiter of `q`, hand it `value` and wake it. Returns the
@@ -699,6 +700,19 @@ static inline void cio__wake(cio_task *t, int result)
     t->wait_q = NULL;
     t->wait_node = NULL;
     cio__schedule(t);
+}
+
+static inline int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w,
+                              int kind, const void *obj, int64_t deadline,
+                              unsigned flags)
+{
+    w->task = t;
+    w->granted = 0;
+    cio__waitq_push(q, w);
+    t->wait_q = q;
+    t->wait_node = w;
+    t->unlink = NULL;
+    return cio__park(t, kind, obj, deadline, flags);
 }
 
 static inline void cio__chain_sync(cio_task *t)

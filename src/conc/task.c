@@ -350,18 +350,6 @@ int cio__park(cio_task *t, int kind, const void *obj, int64_t deadline,
     return t->wake_result;
 }
 
-int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w, int kind,
-                const void *obj, int64_t deadline, unsigned flags)
-{
-    w->task = t;
-    w->granted = 0;
-    cio__waitq_push(q, w);
-    t->wait_q = q;
-    t->wait_node = w;
-    t->unlink = NULL;
-    return cio__park(t, kind, obj, deadline, flags);
-}
-
 cio_task *cio__waitq_grant(cio__waitq *q, void *value)
 {
     cio__waiter *w = cio__waitq_pop(q);
