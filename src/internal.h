@@ -413,6 +413,10 @@ enum cio__op_kind {
     CIO__OP_UNLINK,
     CIO__OP_RENAME,
     CIO__OP_MKDIR,
+    /* Multishot accept: one submission, a completion per connection
+     * (each with `more` set while the operation stays armed), for an
+     * operation with `done`. */
+    CIO__OP_ACCEPT_MULTI,
     CIO__OP_COUNT,
 };
 typedef struct cio__op {
@@ -430,6 +434,7 @@ typedef struct cio__op {
     int result;
     bool cancel_sent;
     bool closed; /* cio_close() stopped it: report -EBADF */
+    bool more;   /* multishot: more completions will follow this one */
     cio_task *task;
     /* Set for an operation no task waits on: called at completion. */
     void (*done)(struct cio__op *op);
@@ -446,6 +451,7 @@ static inline void cio__count_op(cio_stats *st, int kind)
         st->ops_send++;
         break;
     case CIO__OP_ACCEPT:
+    case CIO__OP_ACCEPT_MULTI:
         st->ops_accept++;
         break;
     case CIO__OP_CONNECT:

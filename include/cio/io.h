@@ -234,8 +234,12 @@ typedef struct cio_server_opts {
 /* Listen on `a` and serve each connection with `fn(stream, arg)`. Above
  * max_conns, accepting pauses until a connection ends. When out of file
  * descriptors (EMFILE/ENFILE) accepting backs off (10 ms, doubling to 1 s)
- * instead of spinning. 0; -errno from listen; -ENOMEM; CIO_ENOTASK. Does
- * not suspend. */
+ * instead of spinning. On io_uring (Linux 5.19 and later) one multishot
+ * accept takes the connections, with no submission per connection;
+ * connections the kernel took in one batch beyond max_conns wait,
+ * accepted but not served, as they would in the listen queue, and are
+ * closed if the server closes first. 0; -errno from listen; -ENOMEM;
+ * CIO_ENOTASK. Does not suspend. */
 int cio_server_start(cio_server **out, const cio_addr *a, cio_conn_fn fn,
                      void *arg, const cio_server_opts *opts);
 /* The address the server listens on (with the port chosen by the kernel
@@ -246,8 +250,10 @@ size_t cio_server_conns(const cio_server *s);
 /* Wait until the server is closed (by cio_server_close from another task
  * or by cancellation). 0, -ECANCELED. Suspends. */
 int cio_server_wait(cio_server *s);
-/* Graceful close: stop accepting, let connections finish for up to
- * `grace` ns, then cancel the rest and wait for them; free the server.
+/* Graceful close: stop accepting (a multishot accept is cancelled in the
+ * kernel, and a connection it still delivers is closed), let connections
+ * finish for up to `grace` ns, then cancel the rest and wait for them;
+ * free the server. Connections accepted but not yet served are closed.
  * Returns 0, or -ECANCELED if the caller was cancelled (the connections
  * are then cancelled at once; the server is freed all the same).
  * Suspends. */

@@ -16,6 +16,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/utsname.h>
 
 #include "internal.h"
 
@@ -46,6 +47,45 @@ struct cio__backend {
     slot *all_slots;
     bool has_op[CIO__OP_COUNT];
 };
+
+/* CIO_URING_OPS: as on a kernel without some opcodes (tests run the
+ * per-operation fallbacks this way; benchmarks compare). "none" turns
+ * every operation off; otherwise a comma-separated list of groups to turn
+ * off: "nofs" (the file system calls: they go to the files pool),
+ * "nomultishot" (multishot accept and receive). */
+static void disable_ops(cio__backend *b, const char *spec)
+{
+    if (spec == NULL)
+        return;
+    if (strcmp(spec, "none") == 0) {
+        memset(b->has_op, 0, sizeof b->has_op);
+        return;
+    }
+    static const struct {
+        const char *name;
+        int first, last;
+    } groups[] = {
+        {"nofs", CIO__OP_OPEN, CIO__OP_MKDIR},
+        {"nomultishot", CIO__OP_ACCEPT_MULTI, CIO__OP_ACCEPT_MULTI},
+    };
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        const char *p = strstr(spec, groups[i].name);
+        size_t n = strlen(groups[i].name);
+        if (p && (p == spec || p[-1] == ',') && (p[n] == ',' || !p[n]))
+            for (int k = groups[i].first; k <= groups[i].last; k++)
+                b->has_op[k] = false;
+    }
+}
+
+/* Whether the running kernel is at least `major`.`minor`. */
+static bool kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    int ma, mi;
+    if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+        return false;
+    return ma > major || (ma == major && mi >= minor);
+}
 
 /* The file system calls, each on its own opcode: a kernel that has
  * OPENAT but not MKDIRAT (5.6 to 5.14) runs mkdir on the files pool. */
@@ -101,14 +141,14 @@ static int ur_init(cio_loop *l, cio__backend **out)
         b->has_op[CIO__OP_WRITE] =
             io_uring_opcode_supported(probe, IORING_OP_WRITE);
         probe_fs_ops(b, probe);
+        /* Multishot accept came with 5.19, without an opcode of its
+         * own to probe. */
+        b->has_op[CIO__OP_ACCEPT_MULTI] =
+            b->has_op[CIO__OP_ACCEPT] && kernel_at_least(5, 19);
         bool poll = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
                     io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE);
         io_uring_free_probe(probe);
-        /* CIO_URING_OPS=none: as on a kernel without those opcodes (tests
-         * run the per-operation fallback this way). */
-        const char *ops = getenv("CIO_URING_OPS");
-        if (ops && strcmp(ops, "none") == 0)
-            memset(b->has_op, 0, sizeof b->has_op);
+        disable_ops(b, getenv("CIO_URING_OPS"));
         if (!poll) {
             io_uring_queue_exit(&b->ring);
             cio__free(b);
@@ -288,7 +328,7 @@ static cio__op **op_place(cio__backend *b, const cio__op *op)
 {
     fdrec *r = &b->fds[op->fd];
     bool in = op->kind == CIO__OP_RECV || op->kind == CIO__OP_ACCEPT ||
-              op->kind == CIO__OP_READ;
+              op->kind == CIO__OP_READ || op->kind == CIO__OP_ACCEPT_MULTI;
     return in ? &r->rop : &r->wop;
 }
 
@@ -350,6 +390,10 @@ static int ur_submit(cio__backend *b, cio__op *op)
                              op->addr ? &op->addrlen : NULL,
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
         break;
+    case CIO__OP_ACCEPT_MULTI:
+        io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL,
+                                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
     case CIO__OP_READ:
         io_uring_prep_read(sqe, op->fd, op->buf, (unsigned)op->len,
                            (uint64_t)op->off);
@@ -394,9 +438,14 @@ static int reap(cio__backend *b)
             watch_done(b, (slot *)(uintptr_t)(ud & ~(uint64_t)3), res);
         } else if (ud & TAG_OP) {
             cio__op *op = (cio__op *)(uintptr_t)(ud & ~(uint64_t)3);
-            b->waiting--;
-            if (!op->file)
-                *op_place(b, op) = NULL;
+            /* A multishot operation stays armed (and in its place)
+             * while its completions say more will follow. */
+            op->more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+            if (!op->more) {
+                b->waiting--;
+                if (!op->file)
+                    *op_place(b, op) = NULL;
+            }
             if (op->closed && res == -ECANCELED)
                 res = -EBADF;
             cio__op_complete(op, res);

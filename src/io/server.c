@@ -1,10 +1,37 @@
-/* Servers: an acceptor task owns a group with one task per connection. */
+/* Servers: an acceptor task owns a group with one task per connection.
+ *
+ * On io_uring (5.19 and later) the acceptor does not submit one ACCEPT
+ * per connection: one multishot ACCEPT stays armed and the kernel posts
+ * a completion for each connection it takes. They collect in a queue
+ * that the acceptor drains. The kernel ends the multishot after an error
+ * (EMFILE: the acceptor backs off, then arms it again) and when it is
+ * cancelled: cio stops it when the queue is long or max_conns is
+ * reached (backpressure: the kernel must not keep taking connections
+ * nobody serves), and when the server closes. A connection that arrives
+ * after that is closed, and the queue's memory lives until the kernel's
+ * last completion, even when the server is gone by then. */
 #include <unistd.h>
 
 #include "internal.h"
 
 #define BACKOFF_MIN (10 * CIO_MSEC)
 #define BACKOFF_MAX CIO_SEC
+/* Connections taken by the multishot accept and not yet served, above
+ * which it is stopped until the acceptor catches up. */
+#define MACC_HIGH 64
+
+typedef struct macc {
+    cio__op op;
+    struct cio_server *srv; /* NULL once the server let go of it */
+    int *fds;               /* accepted, not yet served: a FIFO */
+    size_t head, n, cap;
+    int err;       /* an error completion not yet reported */
+    bool armed;    /* the kernel holds the operation */
+    bool stopping; /* a cancellation was sent */
+    bool broken;   /* the kernel refused multishot: plain accepts */
+    bool got_one;
+    cio_task *waiter;
+} macc;
 
 struct cio_server {
     int fd;
@@ -20,6 +47,7 @@ struct cio_server {
     int64_t grace;
     bool stopping;
     cio_event done;
+    macc *macc; /* io_uring's multishot accept, or NULL */
 };
 
 typedef struct conn {
@@ -56,15 +84,177 @@ static bool out_of_fds(int rc)
     return rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM;
 }
 
+/* ---- multishot accept (io_uring) ----------------------------------------- */
+
+static int macc_push(macc *m, int fd)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? 2 * m->cap : 16;
+        int *v = cio__malloc(cap * sizeof *v);
+        if (v == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < m->n; i++)
+            v[i] = m->fds[(m->head + i) % m->cap];
+        cio__free(m->fds);
+        m->fds = v;
+        m->cap = cap;
+        m->head = 0;
+    }
+    m->fds[(m->head + m->n++) % m->cap] = fd;
+    return 0;
+}
+
+static int macc_pop(macc *m)
+{
+    int fd = m->fds[m->head];
+    m->head = (m->head + 1) % m->cap;
+    m->n--;
+    return fd;
+}
+
+static void macc_free(macc *m)
+{
+    while (m->n > 0)
+        close(macc_pop(m));
+    cio__free(m->fds);
+    cio__free(m);
+}
+
+/* Ask the kernel to end the multishot; its last completion follows. */
+static void macc_stop(macc *m)
+{
+    if (!m->armed || m->stopping)
+        return;
+    m->stopping = true;
+    cio__loop->bops->cancel(cio__loop->backend, &m->op);
+}
+
+/* A completion of the multishot accept: a connection or how it ended. */
+static void macc_done(cio__op *op)
+{
+    macc *m = CIO__CONTAINER(op, macc, op);
+    int res = op->result;
+    if (!op->more)
+        m->armed = false;
+    if (res >= 0) {
+        m->got_one = true;
+        if (m->srv == NULL || macc_push(m, res) < 0)
+            close(res); /* nobody will serve it */
+    } else if (res == -EINVAL && !m->got_one) {
+        m->broken = true; /* a kernel without multishot accept */
+    } else if (res != -ECANCELED && m->err == 0) {
+        m->err = res;
+    }
+    if (m->srv == NULL) {
+        if (!m->armed) {
+            cio__loop->closing_ops--;
+            macc_free(m);
+        }
+        return;
+    }
+    if (m->n >= MACC_HIGH)
+        macc_stop(m);
+    if (m->waiter) {
+        cio_task *t = m->waiter;
+        m->waiter = NULL;
+        cio__wake(t, 0);
+    }
+}
+
+static void macc_unlink(cio_task *t)
+{
+    macc *m = (macc *)t->wait_obj;
+    m->waiter = NULL;
+}
+
+static int macc_arm(cio_server *s, macc *m)
+{
+    m->op = (cio__op){.kind = CIO__OP_ACCEPT_MULTI, .fd = s->fd,
+                      .done = macc_done};
+    int rc = cio__loop->bops->submit(cio__loop->backend, &m->op);
+    if (rc < 0)
+        return rc;
+    cio__count_op(&cio__loop->stats, CIO__OP_ACCEPT_MULTI);
+    m->armed = true;
+    m->stopping = false;
+    return 0;
+}
+
+/* The next connection from the multishot accept: 0 with `*fd`, an
+ * accept error, -ENOTSUP (use plain accepts), or -ECANCELED. */
+static int macc_next(cio_server *s, macc *m, int *fd)
+{
+    CIO__SELF_OR_RETURN(t);
+    int rc = cio__checkpoint(t);
+    while (rc == 0) {
+        if (m->n > 0) {
+            *fd = macc_pop(m);
+            return 0;
+        }
+        if (m->err) {
+            rc = m->err;
+            m->err = 0;
+            return rc;
+        }
+        if (m->broken)
+            return -ENOTSUP;
+        if (!m->armed && (rc = macc_arm(s, m)) < 0)
+            return rc == -EBUSY ? -ENOTSUP : rc;
+        m->waiter = t;
+        t->unlink = macc_unlink;
+        t->wait_q = NULL;
+        rc = cio__park(t, CIO__W_FD, m, CIO_NEVER, 0);
+    }
+    return rc;
+}
+
+/* The server lets go of its multishot accept: queued connections are
+ * closed; one still armed is cancelled and freed at its last
+ * completion (the loop waits for it). */
+static void macc_release(cio_server *s)
+{
+    macc *m = s->macc;
+    if (m == NULL)
+        return;
+    s->macc = NULL;
+    while (m->n > 0)
+        close(macc_pop(m));
+    if (!m->armed) {
+        macc_free(m);
+        return;
+    }
+    m->srv = NULL;
+    cio__loop->closing_ops++;
+    macc_stop(m);
+}
+
+/* The next connection: from the multishot accept where there is one,
+ * else one accept. */
+static int next_conn(cio_server *s, int *fd)
+{
+    if (s->macc) {
+        int rc = macc_next(s, s->macc, fd);
+        if (rc != -ENOTSUP)
+            return rc;
+        macc_release(s);
+    }
+    return cio_accept(s->fd, fd, NULL);
+}
+
+/* ---- the acceptor ------------------------------------------------------- */
+
 /* Accept until the accepting scope is cancelled. */
 static void accept_loop(cio_server *s, cio_group *g)
 {
     int64_t backoff = 0;
     for (;;) {
+        /* At max_conns, stop the kernel taking more connections. */
+        if (s->opts.max_conns && s->macc && cio_sem_value(&s->slots) <= 0)
+            macc_stop(s->macc);
         if (s->opts.max_conns && cio_sem_acquire(&s->slots) < 0)
             return;
         int fd;
-        int rc = cio_accept(s->fd, &fd, NULL);
+        int rc = next_conn(s, &fd);
         if (rc == 0) {
             backoff = 0;
             if (s->addr.u.sa.sa_family != AF_UNIX)
@@ -114,6 +304,7 @@ static int acceptor(void *arg)
             accept_loop(s, g);
         s->accepting = NULL;
         cio_scope_exit(&acc);
+        macc_release(s);
         cio_close(s->fd);
         s->fd = -1;
         /* Let the connections finish within the grace period. */
@@ -126,6 +317,7 @@ static int acceptor(void *arg)
         cio_group_free(g);
     }
     if (s->fd >= 0) {
+        macc_release(s);
         cio_close(s->fd);
         s->fd = -1;
     }
@@ -159,6 +351,13 @@ int cio_server_start(cio_server **out, const cio_addr *a, cio_conn_fn fn,
     if (a->u.sa.sa_family == AF_UNIX)
         s->addr = *a;
     cio__track(&s->track, "server", s->fd);
+    cio_loop *l = cio__loop;
+    if (l->bops->supports &&
+        l->bops->supports(l->backend, CIO__OP_ACCEPT_MULTI)) {
+        s->macc = cio__calloc(1, sizeof *s->macc);
+        if (s->macc)
+            s->macc->srv = s; /* without it: plain accepts */
+    }
     cio_spawn_opts o = {.name = "acceptor"};
     rc = cio_spawn_ex(&s->acceptor, acceptor, s, &o);
     if (rc < 0)
@@ -167,6 +366,7 @@ int cio_server_start(cio_server **out, const cio_addr *a, cio_conn_fn fn,
     return 0;
 fail_fd:
     cio__untrack(&s->track);
+    cio__free(s->macc);
     close(s->fd);
 fail:
     cio__free(s);
