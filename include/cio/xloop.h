@@ -80,12 +80,15 @@ int cio_multi_cancel(void);
 /* ---- Channels between loops ---------------------------------------------- */
 
 /* A bounded FIFO of fixed-size messages, copied in and out. Many senders
- * on any loops, receivers on the loop that created it. A sender that finds
- * it full waits (backpressure) in FIFO order; its message then goes in
- * directly from the wait, so nothing is lost or sent twice: a send that
- * returns 0 delivered the message, one that fails did not. A loop waiting
- * on the other side is woken through its eventfd once per wait, not once
- * per message (and the wakeups of one turn share one write). */
+ * on any loops, receivers on the loop that created it. While there is room
+ * and nobody waits, sending and receiving take no lock (a lock-free ring;
+ * docs/multicore.md). A sender that finds it full waits (backpressure) in
+ * FIFO order; its message then goes in directly from the wait, so nothing
+ * is lost or sent twice: a send that returns 0 delivered the message, one
+ * that fails did not. Receivers that wait are woken through their loop's
+ * eventfd once per wait, not once per message: senders post nothing while
+ * no receiver waits, and the wakeups a loop gets before it runs them share
+ * one write. */
 typedef struct cio_chan cio_chan;
 
 /* A channel owned by the running loop for messages of `msg_size` bytes
@@ -129,9 +132,10 @@ size_t cio_chan_len(const cio_chan *ch);
 
 /* Close `ch` and release it. Buffered messages are discarded: drain them
  * first with cio_chan_try_recv when they own something (a pointer, an
- * fd). No new call may start on any loop after this; senders still
- * waiting are woken with -EPIPE, and the memory goes when the last of them
- * has left. -EBUSY if a task is inside a receiving call on it: the channel
+ * fd). No call on it may be running (other than senders waiting) or start
+ * on any loop or thread after this: stop the senders first (close, then
+ * join them). Senders still waiting are woken with -EPIPE, and the memory
+ * goes when the last of them has left. -EBUSY if a task is inside a receiving call on it: the channel
  * is closed (that task gets CIO_EOF) but not freed; free it once the task
  * has returned. 0; -EINVAL (NULL or not the owner loop); -EBUSY. Owner
  * loop; does not suspend. */

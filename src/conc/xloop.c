@@ -664,6 +664,17 @@ static _Atomic uint64_t *slot_seq(unsigned char *s)
 
 #define SLOT_DATA(slot) ((slot) + sizeof(_Atomic uint64_t))
 
+/* Copy one message; the usual small sizes without a call. */
+static inline void msg_copy(void *dst, const void *src, size_t n)
+{
+    if (n == 8)
+        memcpy(dst, src, 8);
+    else if (n == 16)
+        memcpy(dst, src, 16);
+    else
+        memcpy(dst, src, n);
+}
+
 /* Claim the next position and copy `msg` in. 0; -EAGAIN if full; -EPIPE
  * if closed. Any thread; lock-free. */
 static int ring_put(cio_chan *ch, const void *msg)
@@ -680,7 +691,7 @@ static int ring_put(cio_chan *ch, const void *msg)
             if (atomic_compare_exchange_weak_explicit(
                     &ch->tail, &pos, pos + 1, memory_order_relaxed,
                     memory_order_relaxed)) {
-                memcpy(SLOT_DATA(s), msg, ch->msg_size);
+                msg_copy(SLOT_DATA(s), msg, ch->msg_size);
                 atomic_store_explicit(slot_seq(s), 2 * pos + 1,
                                       memory_order_release);
                 return 0;
@@ -707,7 +718,7 @@ static bool ring_get(cio_chan *ch, void *msg)
     if (atomic_load_explicit(slot_seq(s), memory_order_acquire) !=
         2 * pos + 1)
         return false;
-    memcpy(msg, SLOT_DATA(s), ch->msg_size);
+    msg_copy(msg, SLOT_DATA(s), ch->msg_size);
     atomic_store_explicit(slot_seq(s), 2 * (pos + ch->cap),
                           memory_order_release);
     atomic_store_explicit(&ch->head, pos + 1, memory_order_relaxed);
@@ -915,9 +926,10 @@ int cio_chan_send(cio_chan *ch, const void *msg)
     else
         ch->shead = &sw;
     ch->stail = &sw;
-    /* Seen by the consumer before it looks for room again, or room it
-     * made is seen here (the fetch-add is a full barrier). */
+    /* Either the consumer sees this count after freeing a slot, or the
+     * admission below sees the slot: fences on both sides (see take). */
     atomic_fetch_add(&ch->swaiting, 1);
+    atomic_thread_fence(memory_order_seq_cst);
     bool in = admit_senders(ch, &sw);
     if (!in)
         atomic_fetch_add(&ch->refs, 1);
