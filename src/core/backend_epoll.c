@@ -43,8 +43,15 @@ typedef struct fdrec {
     cio__fdw *reader, *writer;
     bool added;     /* in the epoll set, as far as we know */
     bool trusted;   /* added or re-checked by an edge watch */
+    bool check;     /* in the list of parked fds to re-check when idle */
     unsigned ready; /* directions with an edge since the last drain */
+    unsigned hup;   /* directions at end of file or in error: stay ready */
 } fdrec;
+
+typedef struct fdvec {
+    int *v;
+    size_t n, cap;
+} fdvec;
 
 struct cio__backend {
     cio_loop *loop;
@@ -52,23 +59,28 @@ struct cio__backend {
     fdrec *fds;
     size_t nfds;
     size_t waiting;
-    int *ready_fds; /* fds epoll refuses (regular files): always ready */
-    size_t nready, capready;
+    fdvec ready; /* fds to report ready at the next poll */
+    fdvec check; /* fds parked on a trusted registration, not re-checked */
     struct epoll_event events[MAX_EVENTS];
 };
 
-static int queue_ready(cio__backend *b, int fd)
+static int fdvec_push(fdvec *q, int fd)
 {
-    if (b->nready == b->capready) {
-        size_t cap = b->capready ? b->capready * 2 : 8;
-        int *v = cio__realloc(b->ready_fds, cap * sizeof *v);
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 8;
+        int *v = cio__realloc(q->v, cap * sizeof *v);
         if (v == NULL)
             return -ENOMEM;
-        b->ready_fds = v;
-        b->capready = cap;
+        q->v = v;
+        q->cap = cap;
     }
-    b->ready_fds[b->nready++] = fd;
+    q->v[q->n++] = fd;
     return 0;
+}
+
+static int queue_ready(cio__backend *b, int fd)
+{
+    return fdvec_push(&b->ready, fd);
 }
 
 static int ep_init(cio_loop *l, cio__backend **out)
@@ -90,7 +102,8 @@ static int ep_init(cio_loop *l, cio__backend **out)
 static void ep_fini(cio__backend *b)
 {
     close(b->epfd);
-    cio__free(b->ready_fds);
+    cio__free(b->ready.v);
+    cio__free(b->check.v);
     cio__free(b->fds);
     cio__free(b);
 }
@@ -145,14 +158,24 @@ static int ep_watch(cio__backend *b, cio__fdw *w)
         r->reader = w;
     if (w->events & CIO_WRITABLE)
         r->writer = w;
-    bool edge = (w->events & CIO__EV_EDGE) != 0;
-    if (!(edge && r->trusted)) {
+    unsigned dirs = w->events & DIRS;
+    if ((w->events & CIO__EV_EDGE) && r->trusted) {
+        /* No system call: the next edge wakes it. A drain that was not one
+         * (a spurious EAGAIN or short transfer) is caught by the re-check
+         * when the loop goes idle. */
+        if (r->hup & dirs)
+            rc = queue_ready(b, w->fd);
+        else if (!r->check && fdvec_push(&b->check, w->fd) == 0)
+            r->check = true;
+        else if (!r->check)
+            rc = reg(b, w->fd);
+    } else {
         rc = reg(b, w->fd);
-        r->trusted = rc == 0 && (edge || r->trusted);
+        r->trusted = rc == 0 && ((w->events & CIO__EV_EDGE) || r->trusted);
     }
     /* A level watch re-checked readiness with MOD; an edge watch follows
      * a drain. Either way what was seen before is stale. */
-    r->ready &= ~(w->events & DIRS);
+    r->ready &= ~dirs;
     /* A regular file or directory: always ready, as poll(2) says.
      * Report it from the next poll, as for any other event. */
     if (rc == -EPERM)
@@ -198,8 +221,8 @@ static void ep_closing(cio__backend *b, int fd)
      * to the file (a dup or a child may hold one). */
     if (r->added)
         epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, NULL);
-    r->added = r->trusted = false;
-    r->ready = 0;
+    r->added = r->trusted = r->check = false;
+    r->ready = r->hup = 0;
     if (rd)
         rd->ready(rd, CIO__EV_CLOSED);
     if (wr && wr != rd)
@@ -214,7 +237,7 @@ static void ep_opened(cio__backend *b, int fd)
     if (fd < 0 || (size_t)fd >= b->nfds)
         return;
     b->fds[fd].trusted = false;
-    b->fds[fd].ready = 0;
+    b->fds[fd].ready = b->fds[fd].hup = 0;
 }
 
 /* Clear `events` from the readiness known for `fd`; return the ones that
@@ -225,7 +248,7 @@ static unsigned ep_ready_take(cio__backend *b, int fd, unsigned events)
     if (fd < 0 || (size_t)fd >= b->nfds || !b->fds[fd].trusted)
         return events;
     fdrec *r = &b->fds[fd];
-    unsigned got = r->ready & events;
+    unsigned got = (r->ready | r->hup) & events;
     r->ready &= ~events;
     return got;
 }
@@ -258,17 +281,39 @@ static void dispatch(cio__backend *b, int fd, uint32_t ev)
         ready |= CIO_READABLE;
     if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
         ready |= CIO_WRITABLE;
+    /* A hang-up or error is reported once but lasts: a short read may
+     * have left the end of file behind it. */
+    if (ev & (EPOLLERR | EPOLLHUP))
+        r->hup |= DIRS;
+    else if (ev & EPOLLRDHUP)
+        r->hup |= CIO_READABLE;
     /* Kept even when a watch takes it: a woken task that never gets to
      * its I/O (cancelled, timed out) leaves it for the next reader. */
     r->ready |= ready;
     deliver(b, r, ready);
 }
 
-static int ep_poll(cio__backend *b, int64_t timeout)
+/* Re-check the fds parked since the last time: MOD queues an event for
+ * one that is ready now. A watch that cannot be re-checked is woken (its
+ * task retries the call and waits again). */
+static void recheck(cio__backend *b)
+{
+    size_t k = b->check.n;
+    b->check.n = 0;
+    for (size_t i = 0; i < k; i++) {
+        int fd = b->check.v[i];
+        fdrec *r = &b->fds[fd];
+        if (!r->check)
+            continue; /* closed meanwhile */
+        r->check = false;
+        if ((r->reader || r->writer) && reg(b, fd) < 0)
+            deliver(b, r, DIRS);
+    }
+}
+
+static int ep_wait(cio__backend *b, int64_t timeout)
 {
     struct timespec ts, *tsp = NULL;
-    if (b->nready > 0)
-        timeout = 0;
     if (timeout >= 0) {
         ts.tv_sec = timeout / CIO_SEC;
         ts.tv_nsec = timeout % CIO_SEC;
@@ -283,11 +328,32 @@ static int ep_poll(cio__backend *b, int64_t timeout)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++)
         dispatch(b, b->events[i].data.fd, b->events[i].events);
-    size_t k = b->nready;
-    b->nready = 0;
+    return n;
+}
+
+static int ep_poll(cio__backend *b, int64_t timeout)
+{
+    if (b->ready.n > 0)
+        timeout = 0;
+    /* Parked fds are re-checked only when no event is there to run: a
+     * busy loop pays no epoll_ctl per wait. One alone is re-checked at
+     * once, which costs what a look without blocking would. */
+    int n = 0;
+    if (b->check.n > 1)
+        n = ep_wait(b, 0);
+    if (n == 0 && b->check.n > 0) {
+        recheck(b);
+        n = ep_wait(b, b->ready.n > 0 ? 0 : timeout);
+    } else if (n == 0) {
+        n = ep_wait(b, timeout);
+    }
+    if (n < 0)
+        return n;
+    size_t k = b->ready.n;
+    b->ready.n = 0;
     for (size_t i = 0; i < k; i++)
-        if ((size_t)b->ready_fds[i] < b->nfds)
-            deliver(b, &b->fds[b->ready_fds[i]], DIRS);
+        if ((size_t)b->ready.v[i] < b->nfds)
+            deliver(b, &b->fds[b->ready.v[i]], DIRS);
     return n + (int)k;
 }
 
