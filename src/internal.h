@@ -417,6 +417,10 @@ enum cio__op_kind {
      * (each with `more` set while the operation stays armed), for an
      * operation with `done`. */
     CIO__OP_ACCEPT_MULTI,
+    /* Multishot receive into the backend's provided buffers: each
+     * completion with data points `buf` at it (valid only during
+     * `done`; the buffer goes back to the kernel when `done` returns). */
+    CIO__OP_RECV_MULTI,
     CIO__OP_COUNT,
 };
 typedef struct cio__op {
@@ -445,6 +449,7 @@ static inline void cio__count_op(cio_stats *st, int kind)
 {
     switch (kind) {
     case CIO__OP_RECV:
+    case CIO__OP_RECV_MULTI:
         st->ops_recv++;
         break;
     case CIO__OP_SEND:

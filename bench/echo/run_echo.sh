@@ -17,8 +17,9 @@
 # ECHO_CONNS (100), ECHO_PORT (18765), ECHO_SYSCALLS (1; 0 skips the
 # syscall pass), ECHO_PIN (0; 1 pins the server to CPU 0 and the client
 # to CPU 1), PYTHON (python3), ECHO_IMPLS (a space-separated list to run
-# instead of the default set; two more are known: cio-uring, cio on its
-# io_uring backend, and raw-epoll-oneshot, the raw server making the
+# instead of the default set; more are known: cio-uring-nomulti, cio on
+# io_uring without multishot accept and receive (CIO_URING_OPS=
+# nomultishot), and raw-epoll-oneshot, the raw server making the
 # syscalls cio's epoll backend makes: one-shot re-arms, reads to EAGAIN).
 set -euo pipefail
 
@@ -95,6 +96,8 @@ server_cmd() {
     cio-epoll) cmd=(env CIO_BACKEND=epoll "$bin/echo_cio" "$port") ;;
     cio-epoll-raw) cmd=(env CIO_BACKEND=epoll "$bin/echo_cio" "$port" raw) ;;
     cio-uring) cmd=(env CIO_BACKEND=uring "$bin/echo_cio" "$port") ;;
+    cio-uring-nomulti) cmd=(env CIO_BACKEND=uring \
+        CIO_URING_OPS=nomultishot "$bin/echo_cio" "$port") ;;
     raw-epoll) cmd=("$bin/echo_epoll" "$port") ;;
     raw-epoll-oneshot) cmd=("$bin/echo_epoll" "$port" oneshot) ;;
     asyncio) cmd=("$py" "$here/echo_asyncio.py" "$port") ;;

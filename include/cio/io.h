@@ -122,6 +122,18 @@ int cio_set_keepalive(int fd, bool on);
 
 /* ---- Streams (asyncio StreamReader / StreamWriter) ----------------------- */
 
+/* On io_uring (Linux 6.0 and later) a socket stream's reads use one
+ * multishot receive into buffers the loop provides to the kernel, armed
+ * by the first read that has to wait: bytes are taken from the socket as
+ * they arrive, also between reads, into the stream's read buffer. That
+ * buffer does not grow for it (it only grows inside read calls, as
+ * before): when it is full the receive is stopped, so a stream nobody
+ * reads holds at most its buffer plus what the socket had received, and
+ * the peer meets TCP's flow control as usual. A read that is cancelled
+ * consumes nothing; bytes that arrive after it stay for the next read.
+ * Pointers from cio_stream_peek stay valid until the next reading call
+ * or consume, as on epoll. */
+
 typedef struct cio_stream cio_stream;
 
 typedef struct cio_stream_opts {

@@ -16,11 +16,17 @@
 #include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/utsname.h>
 
 #include "internal.h"
 
 #define RING_ENTRIES 4096
+/* The provided buffers of multishot receives: one group per loop, made
+ * at the first such receive. */
+#define PBUF_COUNT 256u
+#define PBUF_SIZE 4096u
+#define PBUF_GROUP 0
 #define TAG_WATCH 1u
 #define TAG_OP 2u
 
@@ -46,13 +52,19 @@ struct cio__backend {
     slot *free_slots;
     slot *all_slots;
     bool has_op[CIO__OP_COUNT];
+    /* Provided buffers: the ring of their descriptors and their memory
+     * (one mapping), or NULL before the first multishot receive. */
+    struct io_uring_buf_ring *pbr;
+    char *pbufs;
+    size_t pbr_size;
 };
 
 /* CIO_URING_OPS: as on a kernel without some opcodes (tests run the
  * per-operation fallbacks this way; benchmarks compare). "none" turns
  * every operation off; otherwise a comma-separated list of groups to turn
  * off: "nofs" (the file system calls: they go to the files pool),
- * "nomultishot" (multishot accept and receive). */
+ * "nomultishot" (multishot accept and receive), "norecvmulti"
+ * (multishot receive only). */
 static void disable_ops(cio__backend *b, const char *spec)
 {
     if (spec == NULL)
@@ -66,7 +78,8 @@ static void disable_ops(cio__backend *b, const char *spec)
         int first, last;
     } groups[] = {
         {"nofs", CIO__OP_OPEN, CIO__OP_MKDIR},
-        {"nomultishot", CIO__OP_ACCEPT_MULTI, CIO__OP_ACCEPT_MULTI},
+        {"nomultishot", CIO__OP_ACCEPT_MULTI, CIO__OP_RECV_MULTI},
+        {"norecvmulti", CIO__OP_RECV_MULTI, CIO__OP_RECV_MULTI},
     };
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         const char *p = strstr(spec, groups[i].name);
@@ -145,6 +158,9 @@ static int ur_init(cio_loop *l, cio__backend **out)
          * own to probe. */
         b->has_op[CIO__OP_ACCEPT_MULTI] =
             b->has_op[CIO__OP_ACCEPT] && kernel_at_least(5, 19);
+        /* Multishot receive: 6.0, with buffer rings (5.19). */
+        b->has_op[CIO__OP_RECV_MULTI] =
+            b->has_op[CIO__OP_RECV] && kernel_at_least(6, 0);
         bool poll = io_uring_opcode_supported(probe, IORING_OP_POLL_ADD) &&
                     io_uring_opcode_supported(probe, IORING_OP_POLL_REMOVE);
         io_uring_free_probe(probe);
@@ -162,6 +178,8 @@ static int ur_init(cio_loop *l, cio__backend **out)
 static void ur_fini(cio__backend *b)
 {
     io_uring_queue_exit(&b->ring);
+    if (b->pbr)
+        munmap(b->pbr, b->pbr_size);
     while (b->all_slots) {
         slot *s = b->all_slots;
         b->all_slots = s->next_all;
@@ -285,6 +303,7 @@ static void ur_closing(cio__backend *b, int fd)
     /* Operations in flight hold the file open in the kernel: stop them;
      * their tasks see -EBADF. */
     cio__op *ops[2] = {r->rop, r->wop};
+    r->rop = r->wop = NULL; /* the fd's number is free for reuse */
     for (int i = 0; i < 2; i++)
         if (ops[i]) {
             ops[i]->closed = true;
@@ -322,13 +341,54 @@ static void watch_done(cio__backend *b, slot *s, int res)
     w->ready(w, ready & w->events);
 }
 
+/* ---- provided buffers ------------------------------------------------------ */
+
+/* Map and register the provided buffers: the descriptor ring (one page)
+ * followed by PBUF_COUNT buffers. false if the kernel refuses. */
+static bool pbufs_init(cio__backend *b)
+{
+    size_t ring = sizeof(struct io_uring_buf) * PBUF_COUNT;
+    size_t size = ring + (size_t)PBUF_COUNT * PBUF_SIZE;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)p,
+                                   .ring_entries = PBUF_COUNT,
+                                   .bgid = PBUF_GROUP};
+    if (io_uring_register_buf_ring(&b->ring, &reg, 0) < 0) {
+        munmap(p, size);
+        return false;
+    }
+    b->pbr = p;
+    b->pbufs = (char *)p + ring;
+    b->pbr_size = size;
+    io_uring_buf_ring_init(b->pbr);
+    int mask = io_uring_buf_ring_mask(PBUF_COUNT);
+    for (unsigned i = 0; i < PBUF_COUNT; i++)
+        io_uring_buf_ring_add(b->pbr, b->pbufs + (size_t)i * PBUF_SIZE,
+                              PBUF_SIZE, (unsigned short)i, mask, (int)i);
+    io_uring_buf_ring_advance(b->pbr, PBUF_COUNT);
+    return true;
+}
+
+/* Give buffer `bid` back to the kernel. */
+static void pbuf_put(cio__backend *b, unsigned bid)
+{
+    io_uring_buf_ring_add(b->pbr, b->pbufs + (size_t)bid * PBUF_SIZE,
+                          PBUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(PBUF_COUNT), 0);
+    io_uring_buf_ring_advance(b->pbr, 1);
+}
+
 /* ---- operations ---------------------------------------------------------- */
 
 static cio__op **op_place(cio__backend *b, const cio__op *op)
 {
     fdrec *r = &b->fds[op->fd];
     bool in = op->kind == CIO__OP_RECV || op->kind == CIO__OP_ACCEPT ||
-              op->kind == CIO__OP_READ || op->kind == CIO__OP_ACCEPT_MULTI;
+              op->kind == CIO__OP_READ || op->kind == CIO__OP_ACCEPT_MULTI ||
+              op->kind == CIO__OP_RECV_MULTI;
     return in ? &r->rop : &r->wop;
 }
 
@@ -367,6 +427,11 @@ static int ur_submit(cio__backend *b, cio__op *op)
 {
     if (!b->has_op[op->kind] || (!op->file && ensure_fd(b, op->fd) < 0))
         return -ENOTSUP;
+    if (op->kind == CIO__OP_RECV_MULTI && b->pbr == NULL &&
+        !pbufs_init(b)) {
+        b->has_op[CIO__OP_RECV_MULTI] = false;
+        return -ENOTSUP;
+    }
     fdrec *r = &b->fds[op->fd];
     cio__op **place = op->file ? NULL : op_place(b, op);
     if (place && (*place || (place == &r->rop ? r->reader : r->writer)))
@@ -393,6 +458,11 @@ static int ur_submit(cio__backend *b, cio__op *op)
     case CIO__OP_ACCEPT_MULTI:
         io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL,
                                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+    case CIO__OP_RECV_MULTI:
+        io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = PBUF_GROUP;
         break;
     case CIO__OP_READ:
         io_uring_prep_read(sqe, op->fd, op->buf, (unsigned)op->len,
@@ -443,12 +513,21 @@ static int reap(cio__backend *b)
             op->more = (cqe->flags & IORING_CQE_F_MORE) != 0;
             if (!op->more) {
                 b->waiting--;
-                if (!op->file)
-                    *op_place(b, op) = NULL;
+                /* A closed fd's number may have a new owner already. */
+                cio__op **place = op->file ? NULL : op_place(b, op);
+                if (place && *place == op)
+                    *place = NULL;
             }
             if (op->closed && res == -ECANCELED)
                 res = -EBADF;
-            cio__op_complete(op, res);
+            if (cqe->flags & IORING_CQE_F_BUFFER) {
+                unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+                op->buf = b->pbufs + (size_t)bid * PBUF_SIZE;
+                cio__op_complete(op, res);
+                pbuf_put(b, bid);
+            } else {
+                cio__op_complete(op, res);
+            }
         }
     }
     io_uring_cq_advance(&b->ring, n);

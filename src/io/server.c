@@ -208,14 +208,27 @@ static int macc_next(cio_server *s, macc *m, int *fd)
     return rc;
 }
 
-/* The server lets go of its multishot accept: queued connections are
- * closed; one still armed is cancelled and freed at its last
- * completion (the loop waits for it). */
+/* The server lets go of its multishot accept: one still armed is
+ * cancelled and its last completion awaited (it comes with the next
+ * turn of the loop), so that nothing of the server outlives its close;
+ * the connections it delivered meanwhile are closed. Only if that wait
+ * is broken (the loop's last-resort cancellation) is the queue left to
+ * free itself at that completion, the loop waiting for it. */
 static void macc_release(cio_server *s)
 {
     macc *m = s->macc;
     if (m == NULL)
         return;
+    macc_stop(m);
+    cio_task *t = cio__self();
+    while (m->armed && t) {
+        m->waiter = t;
+        t->unlink = macc_unlink;
+        t->wait_q = NULL;
+        if (cio__park(t, CIO__W_FD, m, CIO_NEVER,
+                      CIO__PARK_UNINTERRUPTIBLE) < 0)
+            break;
+    }
     s->macc = NULL;
     while (m->n > 0)
         close(macc_pop(m));
@@ -225,7 +238,6 @@ static void macc_release(cio_server *s)
     }
     m->srv = NULL;
     cio__loop->closing_ops++;
-    macc_stop(m);
 }
 
 /* The next connection: from the multishot accept where there is one,

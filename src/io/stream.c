@@ -10,6 +10,17 @@
  * flows even if nobody drains. drain() and flush() only wait on that
  * progress.
  *
+ * Reading on io_uring (6.0 and later) uses a multishot RECV with the
+ * loop's provided buffers, armed by the first read that must wait: the
+ * kernel posts each chunk as it arrives, with no submission per read, and
+ * the chunk is copied at once to the end of the read buffer (or, when
+ * that has no room, to an overflow buffer, and the multishot is stopped:
+ * a stream nobody reads does not keep taking the kernel's buffers). The
+ * read buffer never moves outside a read call, so what peek returned
+ * stays valid. Bytes that arrive while no read is waiting (its task was
+ * cancelled, say) stay buffered for the next read. Out of provided
+ * buffers (ENOBUFS), one plain RECV serves that read and the next re-arms.
+ *
  * A stream may be closed while another task is suspended in one of its
  * calls: the fd is closed (waking that task with -EBADF) and the memory is
  * freed when the last call in progress returns.
@@ -66,6 +77,16 @@ struct cio_stream {
     /* A transport instead of the fd, or NULL. */
     const cio__stream_transport *tr;
     void *timpl;
+    /* io_uring: reads through the multishot `rop`; data that found no
+     * room at the end of rbuf waits in ovf[0, olen). */
+    bool multi;   /* reads use the multishot receive */
+    bool rarmed;  /* rop is in flight */
+    bool rstop;   /* its cancellation was sent */
+    bool nobufs;  /* it ended for want of provided buffers */
+    cio_task *rwaiter;
+    cio__op rop;
+    char *ovf;
+    size_t olen, ocap;
 };
 
 /* Bytes queued for sending, in flight included. */
@@ -82,6 +103,7 @@ static void stream_free(cio_stream *s)
     if (s->tr)
         s->tr->free(s->timpl);
     cio__free(s->rbuf);
+    cio__free(s->ovf);
     cio__free(s->sbuf);
     cio__free(s->wbuf);
     cio__free(s);
@@ -96,11 +118,11 @@ static bool enter(cio_stream *s)
     return true;
 }
 
-/* Free a closed stream once no call is in progress and no SEND is in
- * flight. Returns true if it was freed. */
+/* Free a closed stream once no call is in progress and no SEND or
+ * multishot RECV is in flight. Returns true if it was freed. */
 static bool maybe_free(cio_stream *s)
 {
-    if (!s->closed || s->users > 0 || s->sending)
+    if (!s->closed || s->users > 0 || s->sending || s->rarmed)
         return false;
     if (s->awaited)
         cio__loop->closing_ops--;
@@ -138,6 +160,8 @@ int cio_stream_open(cio_stream **out, int fd, const cio_stream_opts *o)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     s->ring = s->sock && cio__loop && cio__loop->bops->supports &&
               cio__loop->bops->supports(cio__loop->backend, CIO__OP_SEND);
+    s->multi = s->ring && cio__loop->bops->supports(cio__loop->backend,
+                                                    CIO__OP_RECV_MULTI);
     s->wait_first = s->sock && cio__loop &&
                     !(cio__loop->bops->supports &&
                       cio__loop->bops->supports(cio__loop->backend,
@@ -272,9 +296,179 @@ static int reserve_read(cio_stream *s, size_t need)
     return 0;
 }
 
+/* ---- multishot receive (io_uring) --------------------------------------- */
+
+static void multi_stop(cio_stream *s)
+{
+    if (s->rarmed && !s->rstop) {
+        s->rstop = true;
+        cio__loop->bops->cancel(cio__loop->backend, &s->rop);
+    }
+}
+
+/* Keep `n` bytes that found no room in rbuf. */
+static int ovf_add(cio_stream *s, const char *p, size_t n)
+{
+    if (s->olen + n > s->ocap) {
+        size_t cap = s->ocap ? s->ocap : 16 * 1024;
+        while (cap < s->olen + n)
+            cap *= 2;
+        char *b = cio__realloc(s->ovf, cap);
+        if (b == NULL)
+            return -ENOMEM;
+        s->ovf = b;
+        s->ocap = cap;
+    }
+    memcpy(s->ovf + s->olen, p, n);
+    s->olen += n;
+    return 0;
+}
+
+/* A completion of the multishot receive: a chunk (in a provided buffer
+ * that goes back to the kernel when this returns), end of stream, or how
+ * the multishot ended. */
+static void on_received(cio__op *op)
+{
+    cio_stream *s = CIO__CONTAINER(op, cio_stream, rop);
+    int res = op->result;
+    if (!op->more)
+        s->rarmed = false;
+    if (s->closed) {
+        if (s->rwaiter) /* the closer, waiting for this */
+            cio__wake(s->rwaiter, 0);
+        maybe_free(s);
+        return;
+    }
+    if (res > 0) {
+        size_t end = s->rpos + s->rlen;
+        if (s->olen == 0 && s->rbuf && s->rcap - end >= (size_t)res) {
+            memcpy(s->rbuf + end, op->buf, (size_t)res);
+            s->rlen += (size_t)res;
+        } else {
+            int rc = ovf_add(s, op->buf, (size_t)res);
+            if (rc < 0 && !s->rerr)
+                s->rerr = rc; /* bytes lost: the stream cannot go on */
+            multi_stop(s); /* no room: wait for a reader */
+        }
+    } else if (res == 0) {
+        s->eof = true;
+    } else if (res == -ENOBUFS) {
+        s->nobufs = true;
+    } else if (res != -ECANCELED && !s->rerr) {
+        s->rerr = res;
+    }
+    if (s->rwaiter) {
+        cio_task *t = s->rwaiter;
+        s->rwaiter = NULL;
+        cio__wake(t, 0);
+    }
+}
+
+static void multi_unlink(cio_task *t)
+{
+    cio_stream *s = (cio_stream *)t->wait_obj;
+    s->rwaiter = NULL;
+}
+
+/* At close, with the fd closed (which cancels the multishot): wait for
+ * its last completion, which comes with the next turn of the loop, so
+ * that the stream is gone when cio_stream_close returns. Only outside a
+ * task, or if the loop's last-resort cancellation breaks the wait, is
+ * the stream left to be freed at that completion. */
+static void multi_wait_end(cio_stream *s)
+{
+    cio_task *t = cio__self();
+    if (!s->rarmed || t == NULL || s->rwaiter)
+        return;
+    s->users++;
+    while (s->rarmed) {
+        s->rwaiter = t;
+        t->unlink = multi_unlink;
+        t->wait_q = NULL;
+        if (cio__park(t, CIO__W_FD, s, CIO_NEVER,
+                      CIO__PARK_UNINTERRUPTIBLE) < 0)
+            break;
+    }
+    s->rwaiter = NULL;
+    s->users--;
+}
+
+/* Move the overflow to the end of rbuf: these bytes come before any
+ * that arrive later. Returns their count or -ENOMEM. */
+static ssize_t ovf_take(cio_stream *s)
+{
+    int rc = reserve_read(s, s->rlen + s->olen);
+    if (rc < 0)
+        return rc;
+    if (s->rcap - s->rpos - s->rlen < s->olen) {
+        memmove(s->rbuf, s->rbuf + s->rpos, s->rlen);
+        s->rpos = 0;
+    }
+    size_t n = s->olen;
+    memcpy(s->rbuf + s->rpos + s->rlen, s->ovf, n);
+    s->rlen += n;
+    s->olen = 0;
+    return (ssize_t)n;
+}
+
+static int multi_arm(cio_stream *s)
+{
+    s->rop = (cio__op){.kind = CIO__OP_RECV_MULTI, .fd = s->fd,
+                       .done = on_received};
+    int rc = cio__loop->bops->submit(cio__loop->backend, &s->rop);
+    if (rc < 0)
+        return rc;
+    cio__count_op(&cio__loop->stats, CIO__OP_RECV_MULTI);
+    s->rarmed = true;
+    s->rstop = false;
+    return 0;
+}
+
+/* fill() through the multishot: wait until more bytes are buffered, the
+ * stream ends or fails. Returns as fill. */
+static ssize_t fill_multi(cio_stream *s)
+{
+    CIO__SELF_OR_RETURN(t);
+    if (s->rwaiter)
+        return -EBUSY; /* another task is reading */
+    int rc = cio__checkpoint(t);
+    if (rc < 0)
+        return rc;
+    size_t before = s->rlen;
+    while (s->rlen == before && s->olen == 0 && !s->eof && !s->rerr) {
+        if (!s->rarmed && s->nobufs) {
+            /* Out of provided buffers: one plain receive. */
+            s->nobufs = false;
+            return -ENOTSUP;
+        }
+        if (!s->rarmed) {
+            rc = multi_arm(s);
+            if (rc < 0) {
+                s->multi = false; /* plain receives from now on */
+                return -ENOTSUP;
+            }
+        }
+        s->rwaiter = t;
+        t->unlink = multi_unlink;
+        t->wait_q = NULL;
+        rc = cio__park(t, CIO__W_FD, s, CIO_NEVER, 0);
+        if (s->closed)
+            return -EBADF;
+        if (rc < 0)
+            return rc; /* what arrives meanwhile stays buffered */
+    }
+    if (s->rlen > before)
+        return (ssize_t)(s->rlen - before);
+    if (s->olen > 0)
+        return ovf_take(s);
+    return s->rerr ? s->rerr : 0;
+}
+
 /* One recv into the buffer. Returns > 0, 0 at end of stream, or < 0. */
 static ssize_t fill(cio_stream *s, size_t need)
 {
+    if (CIO__UNLIKELY(s->olen > 0))
+        return ovf_take(s); /* kept while rbuf had no room: first */
     if (s->eof)
         return 0;
     if (s->rerr)
@@ -282,6 +476,11 @@ static ssize_t fill(cio_stream *s, size_t need)
     int rc = reserve_read(s, need);
     if (rc < 0)
         return rc;
+    if (s->multi) {
+        ssize_t n = fill_multi(s);
+        if (n != -ENOTSUP)
+            return n;
+    }
     size_t end = s->rpos + s->rlen;
     size_t room = s->rcap - end;
     if (s->drained) {
@@ -325,7 +524,8 @@ static ssize_t fill_to(cio_stream *s, size_t n)
 static ssize_t do_read(cio_stream *s, void *buf, size_t n)
 {
     if (s->rlen == 0) {
-        if (n >= DIRECT_READ && !s->eof && !s->rerr) {
+        if (n >= DIRECT_READ && !s->eof && !s->rerr && !s->rarmed &&
+            s->olen == 0) {
             ssize_t r = recv_some(s, buf, n);
             if (s->closed)
                 return -EBADF;
@@ -804,11 +1004,18 @@ int cio_stream_close(cio_stream *s)
     }
     s->closed = true;
     wake_drainers(s, -EBADF);
-    /* Wakes a task suspended in a read with -EBADF, and stops a SEND in
-     * flight; the stream is freed once that has completed. */
+    if (s->rwaiter) {
+        cio_task *t = s->rwaiter;
+        s->rwaiter = NULL;
+        cio__wake(t, -EBADF);
+    }
+    /* Wakes a task suspended in a read with -EBADF, and stops a SEND or
+     * multishot RECV in flight; the stream is freed once they have
+     * completed. */
     cio_close(s->fd);
     s->fd = -1;
-    if (s->sending) {
+    multi_wait_end(s);
+    if (s->sending || s->rarmed) {
         s->awaited = true;
         cio__loop->closing_ops++; /* the loop waits for it before ending */
     }
