@@ -15,7 +15,10 @@
 # `wrk -t1 -c CONNS`, when the HTTP server is built and wrk is installed;
 # the server's CPU per request from /proc/PID/stat.
 # xloop: messages per second from one loop to another through a channel
-# (batched receive), median of RUNS runs.
+# (batched receive), median of RUNS runs; with MC_XLOOP_BASE (another
+# build's xloop_msgs, e.g. of an older commit) the two run round-robin,
+# the other as impl cio-base. Where perf can count syscalls, one more run
+# of the batched phase counts write(2) calls: eventfd writes per message.
 #
 # Appends to BUILD/bench/results.jsonl, e.g.
 #   {"bench":"echo_mc","impl":"cio-2","value":REQ_PER_S,"unit":"req/s",
@@ -25,7 +28,8 @@
 #
 # Usage: bench/mc/run_mc.sh BUILD
 # Environment: MC_RUNS (3), MC_SECONDS (5), MC_WARMUP (1), MC_CONNS (100),
-# MC_PORT (18865), MC_MSGS (2000000).
+# MC_PORT (18865), MC_MSGS (2000000), MC_ONLY=xloop (only the messages
+# between loops), MC_XLOOP_BASE (see above).
 set -euo pipefail
 
 build=${1:?usage: run_mc.sh BUILD}
@@ -38,8 +42,16 @@ warm=${MC_WARMUP:-1}
 conns=${MC_CONNS:-100}
 port=${MC_PORT:-18865}
 msgs=${MC_MSGS:-2000000}
+only=${MC_ONLY:-}
+xbase=${MC_XLOOP_BASE:-}
+if [[ -n $xbase && ! -x $xbase ]]; then
+    echo "run_mc.sh: MC_XLOOP_BASE=$xbase is not a program" >&2
+    exit 1
+fi
 
-for b in "$bin/echo_mc" "$bin/xloop_msgs" "$bin/conn_load" "$load"; do
+need=("$bin/xloop_msgs")
+[[ $only == xloop ]] || need+=("$bin/echo_mc" "$bin/conn_load" "$load")
+for b in "${need[@]}"; do
     if [[ ! -x $b ]]; then
         echo "run_mc.sh: no $b; build first (make)" >&2
         exit 1
@@ -176,7 +188,9 @@ measure_conn() {
 }
 
 http=0
-if [[ -x $bin/http_mc ]] && command -v wrk >/dev/null; then
+if [[ $only == xloop ]]; then
+    :
+elif [[ -x $bin/http_mc ]] && command -v wrk >/dev/null; then
     http=1
 else
     echo "run_mc.sh: http_mc skipped (no HTTP server built or no wrk)" >&2
@@ -186,7 +200,8 @@ start=$SECONDS
 : >"$tmp/runs"
 impls=(cio-1 cio-2 cio-2-handoff)
 n=${#impls[@]}
-for ((r = 0; r < runs; r++)); do
+[[ $only == xloop ]] && servers_runs=0 || servers_runs=$runs
+for ((r = 0; r < servers_runs; r++)); do
     echo "echo_mc: run $((r + 1))/$runs ..." >&2
     for ((k = 0; k < n; k++)); do
         measure echo_mc "${impls[$(((k + r) % n))]}"
@@ -206,17 +221,52 @@ for ((r = 0; r < runs; r++)); do
         done
     fi
 done
+# eventfd_writes PROGRAM: write(2) calls per message of the batched
+# phase (the loops write nothing else), or -1 when perf cannot count.
+eventfd_writes() {
+    local w
+    w=$(perf stat -x, -e syscalls:sys_enter_write "$1" "$msgs" batch \
+        2>&1 >/dev/null | awk -F, '/sys_enter_write/ { print $1 }') || true
+    if [[ $w =~ ^[0-9]+$ ]]; then
+        awk -v w="$w" -v n="$msgs" 'BEGIN { printf "%.5f", w / n }'
+    else
+        echo -1
+    fi
+}
+
+xloop_impls=(cio)
+xloop_bins=("$bin/xloop_msgs")
+if [[ -n $xbase ]]; then
+    xloop_impls+=(cio-base)
+    xloop_bins+=("$xbase")
+fi
+nx=${#xloop_impls[@]}
 echo "xloop: $runs runs of $msgs messages ..." >&2
 for ((r = 0; r < runs; r++)); do
-    "$bin/xloop_msgs" "$msgs" >"$tmp/x.out"
-    echo "xloop cio $(field xloop.msgs_per_s "$tmp/x.out")" \
-        "$(field xloop.spawn_join_us "$tmp/x.out")" \
-        "$(field xloop.msgs_per_s_single "$tmp/x.out")" >>"$tmp/runs"
+    for ((k = 0; k < nx; k++)); do
+        i=$(((k + r) % nx))
+        "${xloop_bins[$i]}" "$msgs" >"$tmp/x.out"
+        echo "xloop ${xloop_impls[$i]}" \
+            "$(field xloop.msgs_per_s "$tmp/x.out")" \
+            "$(field xloop.spawn_join_us "$tmp/x.out")" \
+            "$(field xloop.msgs_per_s_single "$tmp/x.out")" \
+            "$(field xloop.msgs_per_s_fanin "$tmp/x.out")" >>"$tmp/runs"
+    done
+    # The ring designs raw, between two threads (bench/mc/ring_mc.c).
+    if [[ -x $bin/ring_mc ]]; then
+        "$bin/ring_mc" >"$tmp/ring.out"
+        awk '{ sub(/^ring\./, "", $1); print "xloop_ring", $1, $2 }' \
+            "$tmp/ring.out" >>"$tmp/runs"
+    fi
+done
+for ((i = 0; i < nx; i++)); do
+    echo "${xloop_impls[$i]} $(eventfd_writes "${xloop_bins[$i]}")" \
+        >>"$tmp/writes"
 done
 
 mkdir -p "$(dirname "$out")"
 awk -v out="$out" -v conns="$conns" -v secs="$secs" -v runs="$runs" \
-    -v ncpu="$ncpu" '
+    -v ncpu="$ncpu" -v writes="$tmp/writes" '
 function median(s,    v, m, i, j, t) {
     m = split(s, v, " ")
     for (i = 2; i <= m; i++)
@@ -229,9 +279,14 @@ function median(s,    v, m, i, j, t) {
     k = $1 SUBSEP $2
     if (!(k in cnt))
         order[++nk] = k
-    a[k] = a[k] " " $3; b[k] = b[k] " " $4; c[k] = c[k] " " $5; cnt[k]++
+    a[k] = a[k] " " $3; b[k] = b[k] " " $4; c[k] = c[k] " " $5
+    d[k] = d[k] " " $6; cnt[k]++
 }
 END {
+    while ((getline line < writes) > 0) {
+        split(line, w, " ")
+        wpm[w[1]] = w[2]
+    }
     printf "\nmulti-core: %d CPUs; echo: %d connections, 64 B, %g s " \
            "measured; medians of %d runs\n", ncpu, conns, secs, runs
     printf "%-16s %-14s %12s %8s %11s\n", "bench", "impl", "value",
@@ -242,15 +297,25 @@ END {
     }
     for (i = 1; i <= nk; i++) {
         k = order[i]; split(k, p, SUBSEP)
-        if (p[1] == "xloop") {
-            rec = sprintf("{\"bench\":\"xloop\",\"impl\":\"cio\"," \
+        if (p[1] == "xloop_ring") {
+            rec = sprintf("{\"bench\":\"xloop_ring\",\"impl\":\"%s\"," \
+                          "\"value\":%.0f,\"unit\":\"msg/s\"," \
+                          "\"runs\":%d}", p[2], mv[k], cnt[k])
+            printf "%-16s %-14s %12.0f %8s %11s\n", p[1], p[2], mv[k], "-",
+                   "-"
+        } else if (p[1] == "xloop") {
+            ew = p[2] in wpm ? wpm[p[2]] : -1
+            rec = sprintf("{\"bench\":\"xloop\",\"impl\":\"%s\"," \
                           "\"value\":%.0f,\"unit\":\"msg/s\",\"runs\":%d," \
                           "\"single_msgs_per_s\":%.0f," \
-                          "\"spawn_join_us\":%.2f}", mv[k], cnt[k],
-                          median(c[k]), median(b[k]))
-            printf "%-16s %-14s %12.0f %8s %11s  (1 at a time: %.0f " \
-                   "msg/s; spawn+join %.1f us)\n", p[1], p[2], mv[k], "-",
-                   "-", median(c[k]), median(b[k])
+                          "\"fanin_msgs_per_s\":%.0f," \
+                          "\"spawn_join_us\":%.2f," \
+                          "\"eventfd_writes_per_msg\":%s}", p[2], mv[k],
+                          cnt[k], median(c[k]), median(d[k]), median(b[k]), ew)
+            printf "%-16s %-14s %12.0f %8s %11s  (1 at a time: %.0f; " \
+                   "2 senders: %.0f msg/s; spawn+join %.1f us; eventfd " \
+                   "writes/msg %s)\n", p[1], p[2], mv[k], "-", "-",
+                   median(c[k]), median(d[k]), median(b[k]), ew
         } else {
             base = p[1] SUBSEP "cio-1"
             ratio = (base in mv) && mv[base] > 0 ? mv[k] / mv[base] : 0
@@ -272,6 +337,7 @@ END {
         printf "  %-16s %-14s%s\n", p[1], p[2], a[k]
     }
 }' "$tmp/runs"
+touch "$tmp/server.log"
 grep -v 'shutting down' "$tmp/server.log" | sort | uniq -c |
     sed 's/^/server log: /' | head -10 || true
 echo "mc: $((SECONDS - start)) s; results appended to $out" >&2

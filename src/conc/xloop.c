@@ -584,14 +584,14 @@ int cio_multi_cancel(void)
  *
  * Waking the receivers: a receiver about to park sets `rstate` to ARMED
  * and looks at the ring again; a producer publishes its slot and then
- * looks at `rstate` (with a sequentially consistent fence between, on
- * both sides: the Dekker pattern), so either the receiver sees the
- * message or the producer sees ARMED. Only the producer that moves ARMED
- * to POSTED posts a wakeup (one cio__remote per channel): the messages
- * that follow ride on it until it has run. A receiver that is running
- * has not armed, so it costs its producers nothing. The same pattern
- * guards `swaiting` against a consumer freeing room just as a sender
- * decides to park.
+ * looks at `rstate`, all four accesses sequentially consistent (the
+ * Dekker pattern), so either the receiver sees the message or the
+ * producer sees ARMED: no wakeup is lost. Only the producer that moves
+ * ARMED to POSTED posts a wakeup (one cio__remote per channel): the
+ * messages that follow ride on it until it has run. A receiver that is
+ * running has not armed, so it costs its producers nothing. The same
+ * pattern (with fences) guards `swaiting` against a consumer freeing
+ * room just as a sender decides to park.
  *
  * Only the slow paths take `mu`: the queue of parked senders (FIFO, they
  * go in before any later send: no overtaking), admitting them, close. */
@@ -692,8 +692,9 @@ static int ring_put(cio_chan *ch, const void *msg)
                     &ch->tail, &pos, pos + 1, memory_order_relaxed,
                     memory_order_relaxed)) {
                 msg_copy(SLOT_DATA(s), msg, ch->msg_size);
-                atomic_store_explicit(slot_seq(s), 2 * pos + 1,
-                                      memory_order_release);
+                /* Sequentially consistent: ordered before the look at
+                 * `rstate` that follows (notify_receivers). */
+                atomic_store(slot_seq(s), 2 * pos + 1);
                 return 0;
             }
         } else if (dif < 0) {
@@ -725,12 +726,12 @@ static bool ring_get(cio_chan *ch, void *msg)
     return true;
 }
 
-/* A message is ready at `head`. Owner thread. */
+/* A message is ready at `head` (a sequentially consistent load: the
+ * receiver's side of the wakeup protocol). Owner thread. */
 static bool ring_ready(cio_chan *ch)
 {
     uint64_t pos = atomic_load_explicit(&ch->head, memory_order_relaxed);
-    return atomic_load_explicit(slot_seq(slot_at(ch, pos)),
-                                memory_order_acquire) == 2 * pos + 1;
+    return atomic_load(slot_seq(slot_at(ch, pos))) == 2 * pos + 1;
 }
 
 /* Closed, and every claimed position taken: CIO_EOF. Owner thread. */
@@ -807,11 +808,15 @@ static void wake_receivers(cio_chan *ch)
     }
 }
 
-/* After publishing: wake the receivers if they armed. */
+/* After publishing (ring_put): wake the receivers if they armed. The
+ * publishing store, this load, the receiver's arming CAS and its second
+ * look (ring_ready) are all sequentially consistent, so in their single
+ * total order either the receiver's look follows the store and sees the
+ * message, or this load follows the CAS and sees ARMED (or what the
+ * receiver's loop made of it since: a wakeup posted or already run). */
 static void notify_receivers(cio_chan *ch)
 {
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&ch->rstate, memory_order_relaxed) == R_ARMED)
+    if (atomic_load(&ch->rstate) == R_ARMED)
         wake_receivers(ch);
 }
 
@@ -987,8 +992,8 @@ static int recv_park(cio_chan *ch, cio_task *t)
     int idle = R_IDLE;
     atomic_compare_exchange_strong(&ch->rstate, &idle, R_ARMED);
     /* ARMED (or a wakeup already POSTED) before looking again: a producer
-     * that published before it saw the flag is seen here. */
-    atomic_thread_fence(memory_order_seq_cst);
+     * that published before it could see the flag is seen here (see
+     * notify_receivers). */
     if (ring_ready(ch) || ring_drained_closed(ch)) {
         ch->rwaiting--;
         cio__waitq_remove(&ch->rq, &w);
