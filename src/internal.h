@@ -439,6 +439,10 @@ typedef struct cio__op {
     bool cancel_sent;
     bool closed; /* cio_close() stopped it: report -EBADF */
     bool more;   /* multishot: more completions will follow this one */
+    /* SEND: set by the submitter when the buffer may go zero-copy (it is
+     * cio's own); the backend clears it unless it does so. A zero-copy
+     * SEND completes once the kernel let go of the buffer. */
+    bool zc;
     cio_task *task;
     /* Set for an operation no task waits on: called at completion. */
     void (*done)(struct cio__op *op);

@@ -287,3 +287,68 @@ TEST_REALTIME(recv_small_messages_without_a_submission_each)
     ASSERT_OK(cio_stream_close(s));
     return 0;
 }
+
+/* Small reads arm the multishot; a read that needs much more (1 MiB)
+ * stops it and receives straight into the buffer; small reads after it
+ * arm it again. Every byte in order, also around a cancelled bulk read. */
+typedef struct bulk {
+    int peer;
+    size_t n;
+} bulk;
+
+static int send_bulk(void *arg)
+{
+    bulk *b = arg;
+    size_t sent = 0;
+    while (sent < b->n) {
+        size_t next = send_pattern(b->peer, sent, b->n);
+        if (next == sent) {
+            int rc = cio_fd_wait(b->peer, CIO_WRITABLE, CIO_NEVER);
+            if (rc < 0)
+                return rc;
+        }
+        sent = next;
+    }
+    return 0;
+}
+
+static int read_exactly_big(void *arg)
+{
+    static char buf[1 << 20];
+    return (int)cio_stream_readexactly(arg, buf, sizeof buf, NULL);
+}
+
+TEST_REALTIME(recv_bulk_read_between_small_ones)
+{
+    cio_stream *s;
+    int peer;
+    ASSERT_OK(tcp_pair(&s, &peer));
+    char line[32];
+    for (int round = 0; round < 3; round++) {
+        ASSERT_EQ(6, send(peer, "small\n", 6, 0));
+        ASSERT_EQ(6, cio_stream_readline(s, line, sizeof line));
+        /* A bulk read cancelled before the bytes come consumes
+         * nothing. */
+        cio_task *t;
+        ASSERT_OK(cio_spawn(&t, read_exactly_big, s));
+        ASSERT_OK(cio_sleep(5 * CIO_MSEC));
+        ASSERT_OK(cio_task_cancel(t));
+        ASSERT_EQ(-ECANCELED, cio_task_join(t));
+        cio_task_free(t);
+        bulk b = {peer, (size_t)1 << 20};
+        ASSERT_OK(cio_spawn(&t, send_bulk, &b));
+        static char big[1 << 20];
+        ASSERT_EQ((ssize_t)sizeof big,
+                  cio_stream_readexactly(s, big, sizeof big, NULL));
+        for (size_t i = 0; i < sizeof big; i++)
+            if ((unsigned char)big[i] != pat(i))
+                TEST_FAIL_("round %d: byte %zu differs", round, i);
+        ASSERT_OK(cio_task_join(t));
+        cio_task_free(t);
+    }
+    ASSERT_EQ(4, send(peer, "end\n", 4, 0));
+    ASSERT_EQ(4, cio_stream_readline(s, line, sizeof line));
+    cio_close(peer);
+    ASSERT_OK(cio_stream_close(s));
+    return 0;
+}

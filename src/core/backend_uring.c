@@ -57,6 +57,9 @@ struct cio__backend {
     struct io_uring_buf_ring *pbr;
     char *pbufs;
     size_t pbr_size;
+    /* SENDs of at least this many bytes go zero-copy (SEND_ZC); 0: never
+     * (the default: see zc_threshold). */
+    size_t zc_min;
 };
 
 /* CIO_URING_OPS: as on a kernel without some opcodes (tests run the
@@ -71,6 +74,7 @@ static void disable_ops(cio__backend *b, const char *spec)
         return;
     if (strcmp(spec, "none") == 0) {
         memset(b->has_op, 0, sizeof b->has_op);
+        b->zc_min = 0;
         return;
     }
     static const struct {
@@ -88,6 +92,20 @@ static void disable_ops(cio__backend *b, const char *spec)
             for (int k = groups[i].first; k <= groups[i].last; k++)
                 b->has_op[k] = false;
     }
+}
+
+/* CIO_URING_SEND_ZC=BYTES: a stream's SEND of at least BYTES goes
+ * zero-copy (IORING_OP_SEND_ZC). Off by default: on loopback the kernel
+ * copies anyway and the extra notification makes it slower (measured
+ * with bench/zc); over a real NIC large sends may gain. */
+static size_t zc_threshold(void)
+{
+    const char *v = getenv("CIO_URING_SEND_ZC");
+    if (v == NULL || *v == '\0')
+        return 0;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    return *end == '\0' ? (size_t)n : 0;
 }
 
 /* Whether the running kernel is at least `major`.`minor`. */
@@ -158,6 +176,8 @@ static int ur_init(cio_loop *l, cio__backend **out)
          * own to probe. */
         b->has_op[CIO__OP_ACCEPT_MULTI] =
             b->has_op[CIO__OP_ACCEPT] && kernel_at_least(5, 19);
+        if (io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
+            b->zc_min = zc_threshold();
         /* Multishot receive: 6.0, with buffer rings (5.19). */
         b->has_op[CIO__OP_RECV_MULTI] =
             b->has_op[CIO__OP_RECV] && kernel_at_least(6, 0);
@@ -447,8 +467,16 @@ static int ur_submit(cio__backend *b, cio__op *op)
         io_uring_prep_recv(sqe, op->fd, op->buf, op->len, op->flags);
         break;
     case CIO__OP_SEND:
-        io_uring_prep_send(sqe, op->fd, op->buf, op->len,
-                           op->flags | MSG_NOSIGNAL);
+        /* Zero-copy only for a buffer cio owns (a stream's): a caller's
+         * buffer would be held, after a cancel too, until the peer
+         * acknowledged the data. */
+        op->zc = op->zc && b->zc_min && op->len >= b->zc_min;
+        if (op->zc)
+            io_uring_prep_send_zc(sqe, op->fd, op->buf, op->len,
+                                  op->flags | MSG_NOSIGNAL, 0);
+        else
+            io_uring_prep_send(sqe, op->fd, op->buf, op->len,
+                               op->flags | MSG_NOSIGNAL);
         break;
     case CIO__OP_ACCEPT:
         io_uring_prep_accept(sqe, op->fd, op->addr,
@@ -495,6 +523,21 @@ static void ur_cancel(cio__backend *b, cio__op *op)
 
 /* ---- the wait ------------------------------------------------------------ */
 
+/* A zero-copy send completes twice: with its result, then (when that
+ * says more follows) with a notice that the kernel let go of the buffer.
+ * The operation completes at the notice, with the first result, so that
+ * the buffer is the caller's again when it does. Returns true for the
+ * first of two. */
+static bool zc_first(cio__op *op, const struct io_uring_cqe *cqe)
+{
+    if (cqe->flags & IORING_CQE_F_NOTIF)
+        return false;
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        return false; /* failed: no notice follows */
+    op->result = cqe->res;
+    return true;
+}
+
 static int reap(cio__backend *b)
 {
     struct io_uring_cqe *cqe;
@@ -508,6 +551,12 @@ static int reap(cio__backend *b)
             watch_done(b, (slot *)(uintptr_t)(ud & ~(uint64_t)3), res);
         } else if (ud & TAG_OP) {
             cio__op *op = (cio__op *)(uintptr_t)(ud & ~(uint64_t)3);
+            if (op->zc) {
+                if (zc_first(op, cqe))
+                    continue;
+                if (cqe->flags & IORING_CQE_F_NOTIF)
+                    res = op->result;
+            }
             /* A multishot operation stays armed (and in its place)
              * while its completions say more will follow. */
             op->more = (cqe->flags & IORING_CQE_F_MORE) != 0;
