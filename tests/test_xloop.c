@@ -376,6 +376,55 @@ TEST(chan_ring_wraps_with_tiny_capacity)
     return 0;
 }
 
+void cio__alloc_fail_at(long nth);
+
+TEST(chan_new_fails_cleanly_without_memory)
+{
+    cio_chan *ch = NULL;
+    for (long nth = 1; nth <= 2; nth++) {
+        cio__alloc_fail_at(nth);
+        ASSERT_EQ(-ENOMEM, cio_chan_new(&ch, 8, 16));
+        cio__alloc_fail_at(0);
+    }
+    ASSERT_OK(cio_chan_new(&ch, 8, 16));
+    ASSERT_OK(cio_chan_free(ch));
+    return 0;
+}
+
+TEST(chan_limits_and_bad_arguments)
+{
+    cio_chan *ch;
+    ASSERT_EQ(-EINVAL, cio_chan_new(NULL, 8, 4));
+    ASSERT_EQ(-EINVAL, cio_chan_new(&ch, 64 * 1024 + 1, 4));
+    ASSERT_EQ(-EINVAL, cio_chan_new(&ch, 8, ((size_t)1 << 24) + 1));
+    /* The largest message, through two slots, several laps. */
+    size_t big = 64 * 1024;
+    unsigned char *in = malloc(big), *out = malloc(big);
+    ASSERT_TRUE(in != NULL && out != NULL);
+    ASSERT_OK(cio_chan_new(&ch, big, 2));
+    for (int lap = 0; lap < 7; lap++) {
+        memset(in, lap + 1, big);
+        in[big - 1] = (unsigned char)(0x80 + lap);
+        ASSERT_OK(cio_chan_try_send(ch, in));
+        ASSERT_OK(cio_chan_recv(ch, out));
+        ASSERT_TRUE(memcmp(in, out, big) == 0);
+    }
+    free(in);
+    free(out);
+    int v = 0;
+    ASSERT_EQ(-EINVAL, cio_chan_try_send(NULL, &v));
+    ASSERT_EQ(-EINVAL, cio_chan_try_send(ch, NULL));
+    ASSERT_EQ(-EINVAL, cio_chan_send(ch, NULL));
+    ASSERT_EQ(-EINVAL, cio_chan_recv(NULL, &v));
+    ASSERT_EQ(-EINVAL, cio_chan_recv_many(ch, &v, 0));
+    ASSERT_EQ(-EINVAL, cio_chan_try_recv(ch, NULL));
+    ASSERT_EQ(-EINVAL, cio_chan_close(NULL));
+    ASSERT_EQ(0, cio_chan_len(NULL));
+    ASSERT_EQ(-EINVAL, cio_chan_free(NULL));
+    ASSERT_OK(cio_chan_free(ch));
+    return 0;
+}
+
 typedef struct one_send {
     cio_chan *ch;
     int v;

@@ -611,30 +611,37 @@ typedef struct sendw {
     xwait w;
 } sendw;
 
+/* Groups that different threads write are kept CACHE_LINE bytes apart,
+ * so that no cache line holds two of them (the allocator aligns to 16
+ * bytes only, so padding, not _Alignas). */
 struct cio_chan {
     /* Set at creation. */
     cio_loop *owner;
     unsigned char *ring; /* cap slots of `stride` bytes: sequence, message */
     size_t msg_size, stride, cap;
-    uint64_t mask; /* cap - 1 when cap is a power of two, else 0 */
-    bool pow2;
+    uint64_t mask; /* cap - 1 */
+    bool pow2;     /* cap is a power of two: index with the mask */
+    char pad0[CACHE_LINE];
     /* Producers: the next position to claim, | CHAN_CLOSED. */
-    _Alignas(CACHE_LINE) _Atomic uint64_t tail;
+    _Atomic uint64_t tail;
+    char pad1[CACHE_LINE];
     /* Read by every send, written on the slow paths. */
-    _Alignas(CACHE_LINE) _Atomic size_t swaiting; /* parked senders */
-    _Atomic int rstate;                            /* R_* */
+    _Atomic size_t swaiting; /* parked senders */
+    _Atomic int rstate;      /* R_* */
+    char pad2[CACHE_LINE];
     /* The consumer: the next position to take (written by the owner's
      * thread only; read elsewhere for cio_chan_len). */
-    _Alignas(CACHE_LINE) _Atomic uint64_t head;
+    _Atomic uint64_t head;
     /* Receivers: tasks of the owner loop, touched on its thread only. */
     cio__waitq rq;
     size_t rwaiting; /* parked receivers */
     size_t rbusy;    /* tasks inside a receiving call */
     cio__remote rwake;
+    char pad3[CACHE_LINE];
     /* The owner, parked senders and a posted wakeup. */
     _Atomic long refs;
     /* Slow paths. */
-    _Alignas(CACHE_LINE) pthread_mutex_t mu;
+    pthread_mutex_t mu;
     sendw *shead, *stail; /* under mu */
 };
 
@@ -832,7 +839,9 @@ int cio_chan_new(cio_chan **out, size_t msg_size, size_t capacity)
         return -ENOMEM;
     size_t seq = sizeof(_Atomic uint64_t);
     ch->stride = (seq + msg_size + seq - 1) / seq * seq;
-    ch->ring = cio__malloc(ch->stride * capacity);
+    ch->ring = capacity <= SIZE_MAX / ch->stride
+                   ? cio__malloc(ch->stride * capacity)
+                   : NULL;
     if (ch->ring == NULL) {
         cio__free(ch);
         return -ENOMEM;
