@@ -135,10 +135,10 @@ size_t cio_chan_len(const cio_chan *ch);
  * fd). No call on it may be running (other than senders waiting) or start
  * on any loop or thread after this: stop the senders first (close, then
  * join them). Senders still waiting are woken with -EPIPE, and the memory
- * goes when the last of them has left. -EBUSY if a task is inside a receiving call on it: the channel
- * is closed (that task gets CIO_EOF) but not freed; free it once the task
- * has returned. 0; -EINVAL (NULL or not the owner loop); -EBUSY. Owner
- * loop; does not suspend. */
+ * goes when the last of them has left. -EBUSY if a task is inside a
+ * receiving call on it: the channel is closed (that task gets CIO_EOF)
+ * but not freed; free it once the task has returned. 0; -EINVAL (NULL or
+ * not the owner loop); -EBUSY. Owner loop; does not suspend. */
 int cio_chan_free(cio_chan *ch);
 
 /* ---- Tasks on other loops ------------------------------------------------ */

@@ -691,13 +691,12 @@ static int ring_put(cio_chan *ch, const void *msg)
         if (pos & CHAN_CLOSED)
             return -EPIPE;
         unsigned char *s = slot_at(ch, pos);
-        uint64_t seq =
-            atomic_load_explicit(slot_seq(s), memory_order_acquire);
+        uint64_t seq = atomic_load_explicit(slot_seq(s), memory_order_acquire);
         int64_t dif = (int64_t)(seq - 2 * pos);
         if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(
-                    &ch->tail, &pos, pos + 1, memory_order_relaxed,
-                    memory_order_relaxed)) {
+            if (atomic_compare_exchange_weak_explicit(&ch->tail, &pos, pos + 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
                 msg_copy(SLOT_DATA(s), msg, ch->msg_size);
                 /* Sequentially consistent: ordered before the look at
                  * `rstate` that follows (notify_receivers). */
@@ -723,8 +722,7 @@ static bool ring_get(cio_chan *ch, void *msg)
 {
     uint64_t pos = atomic_load_explicit(&ch->head, memory_order_relaxed);
     unsigned char *s = slot_at(ch, pos);
-    if (atomic_load_explicit(slot_seq(s), memory_order_acquire) !=
-        2 * pos + 1)
+    if (atomic_load_explicit(slot_seq(s), memory_order_acquire) != 2 * pos + 1)
         return false;
     msg_copy(msg, SLOT_DATA(s), ch->msg_size);
     atomic_store_explicit(slot_seq(s), 2 * (pos + ch->cap),
