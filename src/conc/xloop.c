@@ -881,23 +881,38 @@ int cio_chan_try_send(cio_chan *ch, const void *msg)
 }
 
 /* Move parked senders' messages in, first come first, while there is
- * room, and wake them; `self` (a sender not parked yet, or NULL) is not
- * woken but reported. Under mu. */
-static bool admit_senders(cio_chan *ch, sendw *self)
+ * room. Returns the senders moved in, other than `self` (a sender not
+ * parked yet, or NULL), linked through `next`, to be woken with
+ * wake_senders once `mu` is released (a removed sender cannot leave its
+ * wait before that wakeup, so its stack stays put); `*self_in` tells
+ * whether `self` went in, `*moved` whether anything did. Under mu. */
+static sendw *admit_senders(cio_chan *ch, sendw *self, bool *self_in,
+                            bool *moved)
 {
-    bool self_in = false, moved = false;
-    sendw *sw;
+    sendw *woken = NULL, **last = &woken, *sw;
+    *self_in = *moved = false;
     while ((sw = ch->shead) != NULL && ring_put(ch, sw->msg) == 0) {
         sendq_remove(ch, sw);
-        moved = true;
-        if (sw == self)
-            self_in = true;
-        else
-            xwait_post(&sw->w, 0);
+        *moved = true;
+        if (sw == self) {
+            *self_in = true;
+            continue;
+        }
+        *last = sw;
+        last = &sw->next;
     }
-    if (moved)
-        notify_receivers(ch);
-    return self_in;
+    return woken;
+}
+
+/* Wake the senders of a list from admit_senders or close: outside `mu`,
+ * so the channel's lock is never held across another loop's wakeup. */
+static void wake_senders(sendw *sw, int result)
+{
+    while (sw) {
+        sendw *next = sw->next; /* sw may be gone once woken */
+        xwait_post(&sw->w, result);
+        sw = next;
+    }
 }
 
 /* An interrupted sender leaves only if no receiver took its message yet;
@@ -942,10 +957,14 @@ int cio_chan_send(cio_chan *ch, const void *msg)
      * admission below sees the slot: fences on both sides (see take). */
     atomic_fetch_add(&ch->swaiting, 1);
     atomic_thread_fence(memory_order_seq_cst);
-    bool in = admit_senders(ch, &sw);
+    bool in, moved;
+    sendw *woken = admit_senders(ch, &sw, &in, &moved);
     if (!in)
         atomic_fetch_add(&ch->refs, 1);
     pthread_mutex_unlock(&ch->mu);
+    if (moved)
+        notify_receivers(ch);
+    wake_senders(woken, 0);
     if (in)
         return 0;
     rc = xpark(t, CIO__W_QUEUE_PUT, ch, send_unlink, &sw);
@@ -965,9 +984,13 @@ static size_t take(cio_chan *ch, void *msgs, size_t max)
         return 0;
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&ch->swaiting, memory_order_relaxed) != 0) {
+        bool in, moved;
         pthread_mutex_lock(&ch->mu);
-        admit_senders(ch, NULL);
+        sendw *woken = admit_senders(ch, NULL, &in, &moved);
         pthread_mutex_unlock(&ch->mu);
+        if (moved)
+            notify_receivers(ch);
+        wake_senders(woken, 0);
     }
     return n;
 }
@@ -1062,20 +1085,24 @@ int cio_chan_close(cio_chan *ch)
 {
     if (ch == NULL)
         return -EINVAL;
+    sendw *woken = NULL, **last = &woken;
     pthread_mutex_lock(&ch->mu);
     uint64_t old = atomic_fetch_or(&ch->tail, CHAN_CLOSED);
     if (!(old & CHAN_CLOSED)) {
         while (ch->shead) {
             sendw *sw = ch->shead;
             sendq_remove(ch, sw);
-            xwait_post(&sw->w, -EPIPE);
+            *last = sw;
+            last = &sw->next;
         }
-        /* The fetch-or is a full barrier: a receiver arming after it sees
-         * the close. */
+        /* The fetch-or is sequentially consistent: a receiver arming
+         * after it sees the close. Under the lock: once it is released,
+         * the owner may free the channel (cio_chan_free closes too). */
         if (atomic_load(&ch->rstate) == R_ARMED)
             wake_receivers(ch);
     }
     pthread_mutex_unlock(&ch->mu);
+    wake_senders(woken, -EPIPE);
     return 0;
 }
 
