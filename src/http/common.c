@@ -29,9 +29,9 @@ int cio__hbuf_reserve(hbuf *b, size_t extra)
 
 int cio__hbuf_add(hbuf *b, const void *p, size_t n)
 {
-    int rc = cio__hbuf_reserve(b, n);
-    if (rc < 0)
-        return rc;
+    /* The room test first: most appends fit and need no call. */
+    if (b->cap - b->len <= n && cio__hbuf_reserve(b, n) < 0)
+        return -ENOMEM;
     if (n)
         memcpy(b->p + b->len, p, n);
     b->len += n;
@@ -102,50 +102,60 @@ void cio__hbuf_free(hbuf *b)
 
 /* llhttp hands a name or value over in pieces; a name piece after a value
  * (or at the start) opens a new header. `h->n * 2 - 1` is the index of the
- * field being filled: even = name, odd = value. */
+ * field being filled: even = name, odd = value. A name still being filled
+ * has SIZE_MAX in its value slot. Each piece costs one room test and one
+ * copy: the separating NUL, the bytes and the terminating NUL go in
+ * together. */
 int cio__hlist_piece(hlist *h, bool value, const char *at, size_t n)
 {
     size_t fields = h->n * 2;
-    int rc;
+    bool open;
     if (!value) {
-        /* A name piece opens a header unless the last field is a name
-         * still being filled (marked by a value slot of SIZE_MAX). */
-        if (h->n == 0 || h->off[fields - 1] != SIZE_MAX) {
-            if (h->n == h->cap) {
-                size_t cap = h->cap ? h->cap * 2 : 16;
-                size_t *off = cio__realloc(h->off, cap * 2 * sizeof *off);
-                if (off == NULL)
-                    return -ENOMEM;
-                h->off = off;
-                h->cap = cap;
-            }
-            if (h->n && (rc = cio__hbuf_add(&h->data, "", 1)) < 0)
-                return rc;
-            h->off[h->n * 2] = h->data.len;
-            h->off[h->n * 2 + 1] = SIZE_MAX;
-            h->n++;
+        open = h->n == 0 || h->off[fields - 1] != SIZE_MAX;
+        if (open && h->n == h->cap) {
+            size_t cap = h->cap ? h->cap * 2 : 16;
+            size_t *off = cio__realloc(h->off, cap * 2 * sizeof *off);
+            if (off == NULL)
+                return -ENOMEM;
+            h->off = off;
+            h->cap = cap;
         }
     } else {
         if (h->n == 0)
             return -EINVAL;
-        if (h->off[fields - 1] == SIZE_MAX) {
-            if ((rc = cio__hbuf_add(&h->data, "", 1)) < 0)
-                return rc;
-            h->off[fields - 1] = h->data.len;
+        open = h->off[fields - 1] == SIZE_MAX;
+    }
+    hbuf *b = &h->data;
+    if (b->cap - b->len <= n + 1 && cio__hbuf_reserve(b, n + 1) < 0)
+        return -ENOMEM;
+    if (open) {
+        /* The first name needs no separator: it starts the buffer. */
+        if (value || h->n > 0)
+            b->p[b->len++] = '\0';
+        if (value) {
+            h->off[fields - 1] = b->len;
+        } else {
+            h->off[fields] = b->len;
+            h->off[fields + 1] = SIZE_MAX;
+            h->n++;
         }
     }
-    return cio__hbuf_add(&h->data, at, n);
+    memcpy(b->p + b->len, at, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
 }
 
 int cio__hlist_end_piece(hlist *h)
 {
     /* A header with an empty value never got a value piece. */
     if (h->n && h->off[h->n * 2 - 1] == SIZE_MAX) {
-        int rc = cio__hbuf_add(&h->data, "", 1);
-        if (rc < 0)
-            return rc;
-        h->off[h->n * 2 - 1] = h->data.len;
-        return cio__hbuf_add(&h->data, "", 0);
+        hbuf *b = &h->data;
+        if (b->cap - b->len <= 1 && cio__hbuf_reserve(b, 1) < 0)
+            return -ENOMEM;
+        b->p[b->len++] = '\0';
+        h->off[h->n * 2 - 1] = b->len;
+        b->p[b->len] = '\0';
     }
     return 0;
 }
@@ -160,19 +170,40 @@ const char *cio__hlist_value(const hlist *h, size_t i)
     return h->data.p + h->off[i * 2 + 1];
 }
 
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* Whether header i is named `name` of `n` bytes: the lengths first (kept
+ * in the offsets), so most headers are passed over without a look at
+ * their bytes. */
+static bool hlist_is(const hlist *h, size_t i, const char *name, size_t n)
+{
+    if (h->off[i * 2 + 1] - h->off[i * 2] != n + 1)
+        return false;
+    const char *p = cio__hlist_name(h, i);
+    for (size_t k = 0; k < n; k++)
+        if (p[k] != name[k] && ascii_lower((unsigned char)p[k]) !=
+                                   ascii_lower((unsigned char)name[k]))
+            return false;
+    return true;
+}
+
 const char *cio__hlist_get(const hlist *h, const char *name)
 {
+    size_t n = strlen(name);
     for (size_t i = 0; i < h->n; i++)
-        if (strcasecmp(cio__hlist_name(h, i), name) == 0)
+        if (hlist_is(h, i, name, n))
             return cio__hlist_value(h, i);
     return NULL;
 }
 
 size_t cio__hlist_count(const hlist *h, const char *name)
 {
-    size_t c = 0;
+    size_t n = strlen(name), c = 0;
     for (size_t i = 0; i < h->n; i++)
-        c += strcasecmp(cio__hlist_name(h, i), name) == 0;
+        c += hlist_is(h, i, name, n);
     return c;
 }
 
@@ -191,11 +222,34 @@ void cio__hlist_free(hlist *h)
 
 /* ---- Validation ---------------------------------------------------------- */
 
-/* RFC 9110 tchar: alphanumerics and !#$%&'*+-.^_`|~ */
+/* Byte classes: CHAR_T for an RFC 9110 tchar (alphanumerics and
+ * !#$%&'*+-.^_`|~), CHAR_V for a byte allowed in a field value (tab,
+ * space, visible ASCII, obs-text). One table load per byte. */
+enum { CHAR_T = 1, CHAR_V = 2 };
+/* clang-format off */
+static const uint8_t char_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 3, 2, 3, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2,
+    2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 2, 3, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+/* clang-format on */
+
 static bool is_tchar(unsigned char c)
 {
-    static const uint32_t map[8] = {0, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff};
-    return (map[c >> 5] >> (c & 31)) & 1;
+    return char_class[c] & CHAR_T;
 }
 
 size_t cio__http_token_len(const char *p, size_t n)
@@ -206,6 +260,14 @@ size_t cio__http_token_len(const char *p, size_t n)
     return i;
 }
 
+ssize_t cio__http_value_len(const char *value)
+{
+    const unsigned char *p = (const void *)value;
+    while (char_class[*p] & CHAR_V)
+        p++;
+    return *p == '\0' ? (ssize_t)(p - (const unsigned char *)value) : -EINVAL;
+}
+
 int cio_http_header_check(const char *name, const char *value)
 {
     if (name == NULL || value == NULL || *name == '\0')
@@ -213,10 +275,7 @@ int cio_http_header_check(const char *name, const char *value)
     for (const unsigned char *p = (const void *)name; *p; p++)
         if (!is_tchar(*p))
             return -EINVAL;
-    for (const unsigned char *p = (const void *)value; *p; p++)
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return -EINVAL;
-    return 0;
+    return cio__http_value_len(value) < 0 ? -EINVAL : 0;
 }
 
 bool cio__http_ieq(const char *a, const char *b)
@@ -332,21 +391,48 @@ void cio__http_fmt_date(char *buf, int64_t t)
              (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* One loop per thread, so the cache is per thread. */
+/* One loop per thread, so the cache is per thread: the date of the
+ * current second, and the status and Date lines of the last response
+ * head started in it. */
 static _Thread_local struct {
     int64_t sec;
     char text[40];
-} date_cache = {-1, ""};
+    int status; /* of `head`; 0: none yet this second */
+    size_t len;
+    char head[128];
+} date_cache = {-1, "", 0, 0, ""};
 
-const char *cio__http_date(void)
+static void date_refresh(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     if (ts.tv_sec != date_cache.sec) {
         cio__http_fmt_date(date_cache.text, ts.tv_sec);
         date_cache.sec = ts.tv_sec;
+        date_cache.status = 0;
     }
+}
+
+const char *cio__http_date(void)
+{
+    date_refresh();
     return date_cache.text;
+}
+
+const char *cio__http_head_start(int status, size_t *len)
+{
+    date_refresh();
+    if (status != date_cache.status) {
+        /* A status is 3 digits, a reason at most 31 bytes: 83 bytes. */
+        int n = snprintf(date_cache.head, sizeof date_cache.head,
+                         "HTTP/1.1 %03d %s\r\nDate: %s\r\n", status,
+                         cio_http_reason(status), date_cache.text);
+        date_cache.len =
+            n > 0 && (size_t)n < sizeof date_cache.head ? (size_t)n : 0;
+        date_cache.status = date_cache.len ? status : 0;
+    }
+    *len = date_cache.len;
+    return date_cache.head;
 }
 
 int64_t cio__http_parse_date(const char *s)

@@ -40,7 +40,27 @@ typedef struct hlist {
 int cio__hlist_piece(hlist *h, bool value, const char *at, size_t n);
 /* Terminate the last piece. */
 int cio__hlist_end_piece(hlist *h);
+/* The value of the first header named `name` (any case), or NULL. */
 const char *cio__hlist_get(const hlist *h, const char *name);
+/* The length of header i's name (once its value piece has ended). */
+static inline size_t cio__hlist_name_len(const hlist *h, size_t i)
+{
+    return h->off[i * 2 + 1] - h->off[i * 2] - 1;
+}
+/* Whether header i's name is `lc` (`n` bytes of lower-case letters and
+ * '-'), in any case. A name is a token, so `| 0x20` folds only letters
+ * onto lower case and maps no other token byte onto a letter or '-'. */
+static inline bool cio__hlist_name_is(const hlist *h, size_t i, const char *lc,
+                                      size_t n)
+{
+    const char *p = h->data.p + h->off[i * 2];
+    if (cio__hlist_name_len(h, i) != n)
+        return false;
+    for (size_t k = 0; k < n; k++)
+        if ((p[k] | 0x20) != lc[k])
+            return false;
+    return true;
+}
 size_t cio__hlist_count(const hlist *h, const char *name);
 const char *cio__hlist_name(const hlist *h, size_t i);
 const char *cio__hlist_value(const hlist *h, size_t i);
@@ -50,6 +70,10 @@ void cio__hlist_free(hlist *h);
 /* The IMF-fixdate of now, cached per second ("Sun, 06 Nov 1994 08:49:37
  * GMT", 29 bytes). */
 const char *cio__http_date(void);
+/* The first lines of a response head, "HTTP/1.1 200 OK\r\nDate: ...\r\n",
+ * for `status` (100 to 999) now, in `*len` bytes; cached per thread for
+ * the last status and the current second. */
+const char *cio__http_head_start(int status, size_t *len);
 /* Format `t` as an IMF-fixdate into buf (>= 32 bytes). */
 void cio__http_fmt_date(char *buf, int64_t t);
 /* Parse an IMF-fixdate; -1 when malformed. */
@@ -61,6 +85,10 @@ ssize_t cio__http_pct_decode(const char *s, size_t n, char *out);
 
 /* The length of the RFC 9110 token at the start of p[0..n). */
 size_t cio__http_token_len(const char *p, size_t n);
+
+/* The length of a header value, or -EINVAL when it holds a control
+ * byte other than tab (the value half of cio_http_header_check). */
+ssize_t cio__http_value_len(const char *value);
 
 /* Case-insensitive ASCII comparison of a NUL-terminated pair. */
 bool cio__http_ieq(const char *a, const char *b);

@@ -203,8 +203,30 @@ uint64_t cio_http_writer_bytes(const cio_http_writer *w)
     return w->bytes;
 }
 
-/* Assemble the head into c->out (emptied first). */
-static int build_head(cio_http_writer *w)
+/* Write `v` in decimal ending just before `end`; returns the first digit. */
+static char *put_dec(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+static char *put(char *p, const void *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) put(p, lit, sizeof lit - 1)
+
+/* Assemble the head into c->out (emptied first), with a Content-Type of
+ * `ctlen` bytes when `ctype` is not NULL, and room for `extra` more bytes
+ * after it. The lengths are known up front: one reservation, then plain
+ * copies. */
+static int build_head(cio_http_writer *w, const char *ctype, size_t ctlen,
+                      size_t extra)
 {
     hconn *c = w->c;
     hbuf *b = &c->out;
@@ -214,42 +236,58 @@ static int build_head(cio_http_writer *w)
     if (cio__http_server_closing(c->hs) || w->close)
         c->keep_alive = false;
     const char *srv = cio__http_server_name(c->hs);
-    int rc = cio__hbuf_add(b, "HTTP/1.1 ", 9);
-    if (rc == 0)
-        rc = cio__hbuf_addu(b, (uint64_t)w->status, 10);
-    if (rc == 0)
-        rc = cio__hbuf_add3(b, " ", cio_http_reason(w->status), "\r\n");
-    if (rc == 0)
-        rc = cio__hbuf_add3(b, "Date: ", cio__http_date(), "\r\n");
-    if (rc == 0 && srv)
-        rc = cio__hbuf_add3(b, "Server: ", srv, "\r\n");
-    if (rc == 0 && w->hdrs.len)
-        rc = cio__hbuf_add(b, w->hdrs.p, w->hdrs.len);
-    if (rc == 0 && !w->no_body) {
+    size_t srvlen = srv ? strlen(srv) : 0;
+    size_t slen;
+    const char *start = cio__http_head_start(w->status, &slen);
+    /* 128 covers the fixed parts: the names and line ends of Server and
+     * Content-Type (26), Content-Length (38) or Transfer-Encoding (28),
+     * Connection (24) and the blank line (2). */
+    size_t need = 128 + slen + srvlen + ctlen + w->hdrs.len;
+    if (w->head_only || w->no_body)
+        extra = 0; /* no body bytes will follow */
+    if (need < extra || SIZE_MAX - need < extra)
+        return -ENOMEM;
+    need += extra;
+    if (b->cap <= need && cio__hbuf_reserve(b, need) < 0)
+        return -ENOMEM;
+    char tmp[24];
+    char *d = tmp + sizeof tmp;
+    char *p = put(b->p, start, slen);
+    if (srv) {
+        p = PUT_LIT(p, "Server: ");
+        p = put(p, srv, srvlen);
+        p = PUT_LIT(p, "\r\n");
+    }
+    if (w->hdrs.len)
+        p = put(p, w->hdrs.p, w->hdrs.len);
+    if (ctype) {
+        p = PUT_LIT(p, "Content-Type: ");
+        p = put(p, ctype, ctlen);
+        p = PUT_LIT(p, "\r\n");
+    }
+    if (!w->no_body) {
         if (w->length >= 0) {
-            rc = cio__hbuf_add(b, "Content-Length: ", 16);
-            if (rc == 0)
-                rc = cio__hbuf_addu(b, (uint64_t)w->length, 10);
-            if (rc == 0)
-                rc = cio__hbuf_add(b, "\r\n", 2);
-        } else if (w->head_only)
+            p = PUT_LIT(p, "Content-Length: ");
+            char *s = put_dec(d, (uint64_t)w->length);
+            p = put(p, s, (size_t)(d - s));
+            p = PUT_LIT(p, "\r\n");
+        } else if (w->head_only) {
             ;
-        else if (c->p.http_minor >= 1 && c->p.http_major == 1) {
+        } else if (c->p.http_minor >= 1 && c->p.http_major == 1) {
             w->chunked = true;
-            rc = cio__hbuf_adds(b, "Transfer-Encoding: chunked\r\n");
+            p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
         } else {
             c->keep_alive = false; /* the end of the body is the close */
         }
     }
-    if (rc == 0) {
-        if (!c->keep_alive)
-            rc = cio__hbuf_adds(b, "Connection: close\r\n");
-        else if (c->p.http_minor == 0)
-            rc = cio__hbuf_adds(b, "Connection: keep-alive\r\n");
-    }
-    if (rc == 0)
-        rc = cio__hbuf_add(b, "\r\n", 2);
-    return rc;
+    if (!c->keep_alive)
+        p = PUT_LIT(p, "Connection: close\r\n");
+    else if (c->p.http_minor == 0)
+        p = PUT_LIT(p, "Connection: keep-alive\r\n");
+    p = PUT_LIT(p, "\r\n");
+    b->len = (size_t)(p - b->p);
+    b->p[b->len] = '\0';
+    return 0;
 }
 
 /* Append body bytes to c->out, framed. */
@@ -294,7 +332,7 @@ int cio_http_writer_write(cio_http_writer *w, const void *data, size_t n)
     if (w->length >= 0 && w->bytes + n > (uint64_t)w->length)
         return -EMSGSIZE;
     if (!w->started) {
-        rc = build_head(w);
+        rc = build_head(w, NULL, 0, 0);
     } else {
         w->c->out.len = 0;
     }
@@ -316,7 +354,7 @@ int cio_http_writer_end(cio_http_writer *w)
     if (!w->started) {
         if (w->length < 0 && !w->head_only)
             w->length = 0;
-        rc = build_head(w);
+        rc = build_head(w, NULL, 0, 0);
     } else {
         w->c->out.len = 0;
     }
@@ -338,17 +376,25 @@ int cio_http_writer_end(cio_http_writer *w)
 int cio_http_send(cio_http_writer *w, int status, const char *content_type,
                   const void *body, size_t len)
 {
-    int rc = cio_http_writer_status(w, status);
-    if (rc == 0 && content_type != NULL)
-        rc = cio_http_writer_header(w, "Content-Type", content_type);
-    if (rc == 0)
-        rc = cio_http_writer_length(w, (int64_t)len);
+    /* cio_http_writer_status, _header and _length in one: the checks are
+     * theirs (Content-Type is a valid name that the server does not own,
+     * so only its value needs a look), and the Content-Type line goes
+     * straight into the head instead of through w->hdrs. */
+    if (w->started)
+        return -EALREADY;
+    if (status < 200 || status > 999)
+        return -EINVAL;
+    w->status = status;
+    ssize_t ctlen = 0;
+    if (content_type != NULL && (ctlen = cio__http_value_len(content_type)) < 0)
+        return -EINVAL;
+    if ((int64_t)len < 0)
+        return -EINVAL;
+    w->length = (int64_t)len;
+    int rc = cio_checkpoint();
     if (rc < 0)
         return rc;
-    rc = cio_checkpoint();
-    if (rc < 0)
-        return rc;
-    rc = build_head(w);
+    rc = build_head(w, content_type, (size_t)ctlen, len);
     if (rc == 0)
         rc = add_body(w, body, len);
     w->bytes = len;

@@ -115,6 +115,14 @@ static int on_headers_complete(llhttp_t *p)
 {
     hconn *c = p->data;
     c->head_done = true;
+    /* A request without body (the common case) runs on to its end in
+     * the same llhttp_execute, which pauses there instead: one call per
+     * request. The flags prepare() reads stay set until the parser
+     * resumes on the next message. Anything else pauses here, so that
+     * its body is parsed only as the handler reads it. */
+    if (!p->upgrade && p->content_length == 0 &&
+        !(p->flags & (F_CHUNKED | F_TRANSFER_ENCODING)))
+        return 0;
     return HPE_PAUSED;
 }
 
@@ -184,20 +192,14 @@ static bool head_bytes_ok(hconn *c, const char *p, size_t n)
     return true;
 }
 
-/* Run what the stream has buffered (waiting for at least one byte)
- * through the parser, up to its next pause. 0; CIO_EOF when the peer
- * closed; CIO_EHTTP with c->perr set for a bad message; a stream error. */
-static int feed(hconn *c)
+/* Run `n` bytes the stream has buffered at `data` through the parser, up
+ * to its next pause. 0, or CIO_EHTTP with c->perr set for a bad
+ * message. */
+static int parse(hconn *c, const void *data, size_t n)
 {
-    const void *data;
-    ssize_t n = cio_stream_peek(c->s, &data, 1);
-    if (n < 0)
-        return (int)n;
-    if (n == 0)
-        return CIO_EOF;
     bool in_head = !c->head_done;
-    llhttp_errno_t e = llhttp_execute(&c->p, data, (size_t)n);
-    size_t used = (size_t)n;
+    llhttp_errno_t e = llhttp_execute(&c->p, data, n);
+    size_t used = n;
     if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
         used = (size_t)(llhttp_get_error_pos(&c->p) - (const char *)data);
         if (e == HPE_PAUSED_UPGRADE) {
@@ -221,11 +223,25 @@ static int feed(hconn *c)
     return 0;
 }
 
+/* Parse what the stream has buffered, waiting for at least one byte. 0;
+ * CIO_EOF when the peer closed; CIO_EHTTP with c->perr set for a bad
+ * message; a stream error. */
+static int feed(hconn *c)
+{
+    const void *data;
+    ssize_t n = cio_stream_peek(c->s, &data, 1);
+    if (n < 0)
+        return (int)n;
+    if (n == 0)
+        return CIO_EOF;
+    return parse(c, data, (size_t)n);
+}
+
 /* Let the parser run its steps that need no input (the end of a message
  * without body right after its head). */
 static void feed_empty(hconn *c)
 {
-    if (c->upgraded)
+    if (c->upgraded || c->msg_done)
         return;
     llhttp_errno_t e = llhttp_execute(&c->p, "", 0);
     if (e == HPE_PAUSED) {
@@ -271,13 +287,6 @@ static int read_head_op(hconn *c)
 int cio__http_conn_feed_body(hconn *c)
 {
     return timed(c, feed, c->hs->o.body_timeout, NULL);
-}
-
-static int wait_first_byte(hconn *c)
-{
-    const void *data;
-    ssize_t n = cio_stream_peek(c->s, &data, 1);
-    return n < 0 ? (int)n : n == 0 ? CIO_EOF : 0;
 }
 
 /* ---- Responses ----------------------------------------------------------- */
@@ -329,29 +338,23 @@ static int prepare(hconn *c, cio_http_req *r)
     r->version = p->http_major * 10 + p->http_minor;
     if (p->http_major != 1 || p->http_minor > 1)
         return 505;
-    const char *m = llhttp_method_name((llhttp_method_t)p->method);
-    size_t ml = strlen(m);
-    if (ml >= sizeof r->method)
-        ml = sizeof r->method - 1;
-    memcpy(r->method, m, ml);
-    r->method[ml] = '\0';
+    r->method = llhttp_method_name((llhttp_method_t)p->method);
     if (p->method == HTTP_CONNECT || c->url.len == 0)
         return p->method == HTTP_CONNECT ? 501 : 400;
     /* One pass over the headers for the ones that frame the request. */
     size_t hosts = 0, tes = 0;
     const char *expect = NULL, *te = NULL;
     for (size_t i = 0; i < c->hdr.n; i++) {
-        const char *name = cio__hlist_name(&c->hdr, i);
-        switch (name[0] | 0x20) {
-        case 'h':
-            hosts += strcasecmp(name, "host") == 0;
+        switch (cio__hlist_name_len(&c->hdr, i)) {
+        case 4:
+            hosts += cio__hlist_name_is(&c->hdr, i, "host", 4);
             break;
-        case 'e':
-            if (strcasecmp(name, "expect") == 0)
+        case 6:
+            if (cio__hlist_name_is(&c->hdr, i, "expect", 6))
                 expect = cio__hlist_value(&c->hdr, i);
             break;
-        case 't':
-            if (strcasecmp(name, "transfer-encoding") == 0) {
+        case 17:
+            if (cio__hlist_name_is(&c->hdr, i, "transfer-encoding", 17)) {
                 tes++;
                 te = cio__hlist_value(&c->hdr, i);
             }
@@ -402,17 +405,21 @@ static int prepare(hconn *c, cio_http_req *r)
     return 0;
 }
 
+/* Field by field: the buffers are kept, and poff (most of the struct) is
+ * read only below nparams. */
 static void req_reset(cio_http_req *r, hconn *c)
 {
-    hbuf pathbuf = r->pathbuf, whole = r->whole, params = r->params;
-    memset(r, 0, sizeof *r);
     r->c = c;
-    r->pathbuf = pathbuf;
-    r->whole = whole;
-    r->whole.len = 0;
-    r->params = params;
-    r->params.len = 0;
+    r->method = "";
     r->target = r->query = r->path = "";
+    r->pathbuf.len = 0;
+    r->version = 0;
+    r->clen = 0;
+    r->expect_continue = r->continue_sent = false;
+    r->body_err = 0;
+    r->whole.len = 0;
+    r->params.len = 0;
+    r->nparams = 0;
 }
 
 static void writer_reset(cio_http_writer *w, hconn *c, bool head_only)
@@ -497,6 +504,19 @@ static void serve_one(hconn *c, cio_http_req *r, cio_http_writer *w)
     hs->requests++;
 }
 
+/* llhttp_should_keep_alive for a request, which never reads to the end
+ * of the stream: HTTP/1.1 unless "Connection: close", HTTP/1.0 only with
+ * "Connection: keep-alive". An upgrade request is answered as a plain
+ * one, then the connection closes: cio serves no other protocol on it. */
+static bool keep_alive(const llhttp_t *p)
+{
+    if (p->upgrade)
+        return false;
+    if (p->http_major > 0 && p->http_minor > 0)
+        return !(p->flags & F_CONNECTION_CLOSE);
+    return p->flags & F_CONNECTION_KEEP_ALIVE;
+}
+
 /* One request on `c`: 0 to go on with the next, < 0 to close. */
 static int one_request(hconn *c, cio_http_req *r, cio_http_writer *w)
 {
@@ -505,25 +525,20 @@ static int one_request(hconn *c, cio_http_req *r, cio_http_writer *w)
     c->body.len = c->body_off = 0;
     c->head_done = c->msg_done = false;
     c->last = '\0';
-    int rc = 0;
     if (cio_stream_buffered(c->s) == 0) {
-        /* No timer per wait: the reaper cancels this scope once the
-         * connection has been idle for idle_timeout. */
-        cio_scope sc;
-        rc = cio_scope_enter(&sc, CIO_NEVER, 0);
-        if (rc == 0) {
-            c->idle_deadline = cio_now() + hs->o.idle_timeout;
-            c->idle = &sc;
-            rc = wait_first_byte(c);
-            c->idle = NULL;
-            cio_scope_exit(&sc);
-        }
+        /* No timer (nor scope) per wait: the reaper cancels the
+         * connection's scope once it has been idle for idle_timeout. */
+        c->idle_deadline = cio_now() + hs->o.idle_timeout;
+        c->idle = &c->scope;
     }
-    if (rc < 0 || hs->closing)
-        return rc < 0 ? rc : CIO_ECLOSING;
+    const void *data;
+    ssize_t n = cio_stream_peek(c->s, &data, 1);
+    c->idle = NULL;
+    if (n <= 0 || hs->closing)
+        return n < 0 ? (int)n : n == 0 ? CIO_EOF : CIO_ECLOSING;
     /* Usually the whole head is in already: parse it before arming the
      * head deadline, which only a partial head needs. */
-    rc = feed(c);
+    int rc = parse(c, data, (size_t)n);
     if (rc == 0 && !c->head_done)
         rc = timed(c, read_head_op, hs->o.head_timeout, NULL);
     if (rc == -ETIMEDOUT || (rc < 0 && c->perr)) {
@@ -533,9 +548,7 @@ static int one_request(hconn *c, cio_http_req *r, cio_http_writer *w)
     if (rc < 0)
         return rc;
     req_reset(r, c);
-    /* An upgrade request is answered as a plain one, then the
-     * connection closes: cio serves no other protocol on it. */
-    c->keep_alive = llhttp_should_keep_alive(&c->p) && !c->p.upgrade;
+    c->keep_alive = keep_alive(&c->p);
     int st = prepare(c, r);
     if (st != 0) {
         send_error(c, st);
@@ -562,10 +575,15 @@ static int serve_stream(cio_http_server *hs, cio_stream *s)
     hs->conns = &c;
     cio_http_req r = {0};
     cio_http_writer w = {0};
-    int rc;
-    do
-        rc = one_request(&c, &r, &w);
-    while (rc == 0);
+    /* One scope for the connection's life, not one per keep-alive wait:
+     * the reaper cancels it only while c.idle is set, to close. */
+    int rc = cio_scope_enter(&c.scope, CIO_NEVER, 0);
+    if (rc == 0) {
+        do
+            rc = one_request(&c, &r, &w);
+        while (rc == 0);
+        cio_scope_exit(&c.scope);
+    }
     if (c.prev)
         c.prev->next = c.next;
     else

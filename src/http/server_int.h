@@ -14,7 +14,8 @@ struct hconn {
     cio_stream *s;
     llhttp_t p;
     hconn *prev, *next;    /* the server's list */
-    cio_scope *idle;       /* set while waiting for a next request */
+    cio_scope scope;       /* the connection's: ended to close it idle */
+    cio_scope *idle;       /* &scope while waiting for a next request */
     int64_t idle_deadline; /* when the reaper ends that wait */
     cio_addr peer;
     hbuf url;  /* the request target being parsed */
@@ -32,7 +33,7 @@ struct hconn {
 
 struct cio_http_req {
     hconn *c;
-    char method[24];
+    const char *method; /* llhttp's static name */
     const char *target, *path, *query;
     hbuf pathbuf;
     int version;
