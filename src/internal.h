@@ -638,6 +638,10 @@ struct cio_loop {
     long external; /* wakeups promised from outside the loop */
     unsigned steps_since_poll;
     long closing_ops; /* operations of closed objects still in flight */
+    /* Operations in flight that no task waits on (a stream's multishot
+     * receive between reads): not work that could wake a task, so the
+     * backend leaves them out of its `waiting` count. */
+    long idle_ops;
     unsigned chain_left; /* direct task-to-task switches left this turn */
     long deadline_scopes; /* open scopes with a deadline */
     /* Bumped whenever a scope is cancelled, a deadline moves or a chain is

@@ -352,3 +352,46 @@ TEST_REALTIME(recv_bulk_read_between_small_ones)
     ASSERT_OK(cio_stream_close(s));
     return 0;
 }
+
+/* A stream whose multishot receive is armed with no reader is no work
+ * that could wake a task: a task waiting on something nobody will ever
+ * set is still reported as a deadlock. */
+static int wait_forever(void *arg)
+{
+    return cio_event_wait(arg);
+}
+
+static int deadlocked(void *arg)
+{
+    (void)arg;
+    cio_stream *s;
+    int peer;
+    int rc = tcp_pair(&s, &peer);
+    if (rc < 0)
+        return rc;
+    char c;
+    if (send(peer, "x", 1, 0) != 1 || cio_stream_read(s, &c, 1) != 1)
+        return -EPROTO;
+    cio_event ev;
+    cio_event_init(&ev);
+    rc = wait_forever(&ev); /* never set */
+    cio_close(peer);
+    cio_stream_close(s);
+    return rc;
+}
+
+static int run_deadlocked(void *arg)
+{
+    (void)arg;
+    cio_config cfg;
+    cio_config_init(&cfg);
+    cfg.handle_signals = 0;
+    return cio_run_config(&cfg, deadlocked, NULL);
+}
+
+TEST_REALTIME(recv_idle_multishot_does_not_hide_a_deadlock)
+{
+    /* A loop of its own on a thread: it must end with CIO_EDEADLOCK. */
+    ASSERT_EQ(CIO_EDEADLOCK, cio_to_thread(run_deadlocked, NULL));
+    return 0;
+}

@@ -127,9 +127,10 @@ int cio_set_keepalive(int fd, bool on);
  * by the first read that has to wait: bytes are taken from the socket as
  * they arrive, also between reads, into the stream's read buffer. That
  * buffer does not grow for it (it only grows inside read calls, as
- * before): when it is full the receive is stopped, so a stream nobody
- * reads holds at most its buffer plus what the socket had received, and
- * the peer meets TCP's flow control as usual. A read that is cancelled
+ * before): when it is full, up to 64 KiB more are kept aside and then the
+ * receive is stopped, so a stream nobody reads holds at most its buffer,
+ * those 64 KiB and what the socket had received, and the peer meets
+ * TCP's flow control as usual. A read that is cancelled
  * consumes nothing; bytes that arrive after it stay for the next read.
  * Pointers from cio_stream_peek stay valid until the next reading call
  * or consume, as on epoll. */

@@ -23,9 +23,15 @@
 
 #define RING_ENTRIES 4096
 /* The provided buffers of multishot receives: one group per loop, made
- * at the first such receive. */
-#define PBUF_COUNT 256u
-#define PBUF_SIZE 4096u
+ * at the first such receive (2 MiB of address space, touched as used).
+ * 16 KiB rather than 4 KiB: an echo of 8 KiB messages ran 10-60% more
+ * requests per second, 64-byte ones the same (bench/echo, 2 cores). */
+#ifndef PBUF_COUNT
+#define PBUF_COUNT 128u
+#endif
+#ifndef PBUF_SIZE
+#define PBUF_SIZE 16384u
+#endif
 #define PBUF_GROUP 0
 #define TAG_WATCH 1u
 #define TAG_OP 2u
@@ -609,7 +615,7 @@ static bool ur_supports(const cio__backend *b, int kind)
 
 static size_t ur_waiting(const cio__backend *b)
 {
-    return b->waiting;
+    return b->waiting - (size_t)b->loop->idle_ops;
 }
 
 const cio__backend_ops cio__backend_uring = {

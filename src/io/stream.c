@@ -14,8 +14,9 @@
  * loop's provided buffers, armed by the first read that must wait: the
  * kernel posts each chunk as it arrives, with no submission per read, and
  * the chunk is copied at once to the end of the read buffer (or, when
- * that has no room, to an overflow buffer, and the multishot is stopped:
- * a stream nobody reads does not keep taking the kernel's buffers). The
+ * that has no room, to an overflow buffer; past OVF_STOP bytes there the
+ * multishot is stopped: a stream nobody reads does not keep taking the
+ * kernel's buffers). The
  * read buffer never moves outside a read call, so what peek returned
  * stays valid. Bytes that arrive while no read is waiting (its task was
  * cancelled, say) stay buffered for the next read. Out of provided
@@ -47,6 +48,10 @@
  * multishot's small provided buffers: measured with bench/zc, 1 MiB
  * messages move at about half the speed in 4 KiB chunks. */
 #define BULK_READ ((size_t)32 * 1024)
+/* Bytes kept in the overflow buffer (chunks that found no room at the end
+ * of the read buffer) above which the multishot receive is stopped until
+ * a read takes them: the bound on what a stream nobody reads holds. */
+#define OVF_STOP ((size_t)64 * 1024)
 
 struct cio_stream {
     int fd;
@@ -88,6 +93,7 @@ struct cio_stream {
     bool rarmed;  /* rop is in flight */
     bool rstop;   /* its cancellation was sent */
     bool nobufs;  /* it ended for want of provided buffers */
+    bool idle;    /* armed with no task waiting: in loop->idle_ops */
     cio_task *rwaiter;
     cio__op rop;
     char *ovf;
@@ -303,6 +309,18 @@ static int reserve_read(cio_stream *s, size_t need)
 
 /* ---- multishot receive (io_uring) --------------------------------------- */
 
+/* Keep loop->idle_ops right: a multishot armed while no task waits on it
+ * is not work that could wake anyone (the deadlock check must not count
+ * it). Called wherever rarmed or rwaiter change. */
+static void sync_idle(cio_stream *s)
+{
+    bool idle = s->rarmed && s->rwaiter == NULL;
+    if (idle != s->idle) {
+        s->idle = idle;
+        cio__loop->idle_ops += idle ? 1 : -1;
+    }
+}
+
 static void multi_stop(cio_stream *s)
 {
     if (s->rarmed && !s->rstop) {
@@ -341,6 +359,7 @@ static void on_received(cio__op *op)
     if (s->closed) {
         if (s->rwaiter) /* the closer, waiting for this */
             cio__wake(s->rwaiter, 0);
+        sync_idle(s);
         maybe_free(s);
         return;
     }
@@ -353,7 +372,8 @@ static void on_received(cio__op *op)
             int rc = ovf_add(s, op->buf, (size_t)res);
             if (rc < 0 && !s->rerr)
                 s->rerr = rc; /* bytes lost: the stream cannot go on */
-            multi_stop(s); /* no room: wait for a reader */
+            if (rc < 0 || s->olen >= OVF_STOP)
+                multi_stop(s); /* enough kept: wait for a reader */
         }
     } else if (res == 0) {
         s->eof = true;
@@ -367,12 +387,28 @@ static void on_received(cio__op *op)
         s->rwaiter = NULL;
         cio__wake(t, 0);
     }
+    sync_idle(s);
 }
 
 static void multi_unlink(cio_task *t)
 {
     cio_stream *s = (cio_stream *)t->wait_obj;
     s->rwaiter = NULL;
+    sync_idle(s);
+}
+
+/* Park the running task `t` on the stream's multishot. */
+static int multi_park(cio_stream *s, cio_task *t, unsigned flags)
+{
+    s->rwaiter = t;
+    sync_idle(s);
+    t->unlink = multi_unlink;
+    t->wait_q = NULL;
+    int rc = cio__park(t, CIO__W_FD, s, CIO_NEVER, flags);
+    if (s->rwaiter == t) /* not another task's (a closer's) by now */
+        s->rwaiter = NULL;
+    sync_idle(s);
+    return rc;
 }
 
 /* At close, with the fd closed (which cancels the multishot): wait for
@@ -386,15 +422,9 @@ static void multi_wait_end(cio_stream *s)
     if (!s->rarmed || t == NULL || s->rwaiter)
         return;
     s->users++;
-    while (s->rarmed) {
-        s->rwaiter = t;
-        t->unlink = multi_unlink;
-        t->wait_q = NULL;
-        if (cio__park(t, CIO__W_FD, s, CIO_NEVER,
-                      CIO__PARK_UNINTERRUPTIBLE) < 0)
+    while (s->rarmed)
+        if (multi_park(s, t, CIO__PARK_UNINTERRUPTIBLE) < 0)
             break;
-    }
-    s->rwaiter = NULL;
     s->users--;
 }
 
@@ -426,6 +456,7 @@ static int multi_arm(cio_stream *s)
     cio__count_op(&cio__loop->stats, CIO__OP_RECV_MULTI);
     s->rarmed = true;
     s->rstop = false;
+    sync_idle(s);
     return 0;
 }
 
@@ -453,10 +484,7 @@ static ssize_t fill_multi(cio_stream *s)
                 return -ENOTSUP;
             }
         }
-        s->rwaiter = t;
-        t->unlink = multi_unlink;
-        t->wait_q = NULL;
-        rc = cio__park(t, CIO__W_FD, s, CIO_NEVER, 0);
+        rc = multi_park(s, t, 0);
         if (s->closed)
             return -EBADF;
         if (rc < 0)
@@ -478,10 +506,7 @@ static ssize_t multi_quiesce(cio_stream *s)
     size_t before = s->rlen;
     multi_stop(s);
     while (s->rarmed) {
-        s->rwaiter = t;
-        t->unlink = multi_unlink;
-        t->wait_q = NULL;
-        int rc = cio__park(t, CIO__W_FD, s, CIO_NEVER, 0);
+        int rc = multi_park(s, t, 0);
         if (s->closed)
             return -EBADF;
         if (rc < 0)
