@@ -1159,19 +1159,23 @@ static void xtask_release(cio_xtask *h)
     cio__free(h);
 }
 
-/* The remote side is over (the task returned, or never started). */
+/* The remote side is over (the task returned, or never started). The
+ * joiner is woken after the lock is released (it cannot leave its wait
+ * before, so its xwait stays put), so that it does not find the lock
+ * held across its own wakeup; `h` is not touched after that wakeup
+ * unless this was the last reference. */
 static void xtask_complete(cio_xtask *h, int result)
 {
     bool last;
     pthread_mutex_lock(&h->mu);
     h->state = XT_DONE;
     h->result = result;
-    if (h->waiter) {
-        xwait_post(h->waiter, 0);
-        h->waiter = NULL;
-    }
+    xwait *w = h->waiter;
+    h->waiter = NULL;
     xtask_unref_locked(h, &last);
     pthread_mutex_unlock(&h->mu);
+    if (w)
+        xwait_post(w, 0);
     if (last)
         xtask_release(h);
 }
