@@ -413,6 +413,12 @@ static void date_refresh(void)
     }
 }
 
+int64_t cio__http_date_sec(void)
+{
+    date_refresh();
+    return date_cache.sec;
+}
+
 const char *cio__http_date(void)
 {
     date_refresh();

@@ -70,6 +70,8 @@ void cio__hlist_free(hlist *h);
 /* The IMF-fixdate of now, cached per second ("Sun, 06 Nov 1994 08:49:37
  * GMT", 29 bytes). */
 const char *cio__http_date(void);
+/* The second cio__http_date and cio__http_head_start stand at now. */
+int64_t cio__http_date_sec(void);
 /* The first lines of a response head, "HTTP/1.1 200 OK\r\nDate: ...\r\n",
  * for `status` (100 to 999) now, in `*len` bytes; cached per thread for
  * the last status and the current second. */

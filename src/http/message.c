@@ -221,6 +221,23 @@ static char *put(char *p, const void *s, size_t n)
 
 #define PUT_LIT(p, lit) put(p, lit, sizeof lit - 1)
 
+/* What every response head starts with: the writer is started, and
+ * whether a body and the connection's reuse may follow is settled. */
+static void start_head(cio_http_writer *w)
+{
+    hconn *c = w->c;
+    w->started = true;
+    w->no_body = w->status < 200 || w->status == 204 || w->status == 304;
+    if (cio__http_server_closing(c->hs) || w->close)
+        c->keep_alive = false;
+}
+
+/* How the head ends, for cio__http_head_cache.conn. */
+static int conn_mode(const hconn *c)
+{
+    return !c->keep_alive ? 1 : c->p.http_minor == 0 ? 2 : 0;
+}
+
 /* Assemble the head into c->out (emptied first), with a Content-Type of
  * `ctlen` bytes when `ctype` is not NULL, and room for `extra` more bytes
  * after it. The lengths are known up front: one reservation, then plain
@@ -231,10 +248,7 @@ static int build_head(cio_http_writer *w, const char *ctype, size_t ctlen,
     hconn *c = w->c;
     hbuf *b = &c->out;
     b->len = 0;
-    w->started = true;
-    w->no_body = w->status < 200 || w->status == 204 || w->status == 304;
-    if (cio__http_server_closing(c->hs) || w->close)
-        c->keep_alive = false;
+    start_head(w);
     const char *srv = cio__http_server_name(c->hs);
     size_t srvlen = srv ? strlen(srv) : 0;
     size_t slen;
@@ -373,28 +387,71 @@ int cio_http_writer_end(cio_http_writer *w)
     return rc;
 }
 
+/* cio_http_send's head into c->out, with room for `len` body bytes:
+ * copied from the server's cache when `cached` (the status, Content-Type,
+ * length and absence of other headers match) and the connection handling
+ * and second match too; else built, then cached. */
+static int send_head(cio_http_writer *w, const char *ctype, size_t ctlen,
+                     size_t len, bool cached)
+{
+    hconn *c = w->c;
+    cio__http_head_cache *hc = cio__http_server_head_cache(c->hs);
+    int64_t sec = cio__http_date_sec();
+    if (cached) {
+        start_head(w);
+        if (hc->conn == conn_mode(c) && hc->sec == sec) {
+            size_t need = hc->len + (w->head_only || w->no_body ? 0 : len);
+            hbuf *b = &c->out;
+            b->len = 0;
+            if (need < hc->len ||
+                (b->cap <= need && cio__hbuf_reserve(b, need) < 0))
+                return -ENOMEM;
+            memcpy(b->p, hc->head, hc->len);
+            b->len = hc->len;
+            return 0;
+        }
+        ctlen = strlen(ctype); /* equal to the cached value: checked */
+    }
+    int rc = build_head(w, ctype, ctlen, len);
+    if (rc < 0 || ctype == NULL || w->hdrs.len != 0 ||
+        ctlen >= sizeof hc->ctype || c->out.len > sizeof hc->head)
+        return rc;
+    memcpy(hc->head, c->out.p, c->out.len);
+    hc->len = c->out.len;
+    memcpy(hc->ctype, ctype, ctlen + 1);
+    hc->sec = sec;
+    hc->status = w->status;
+    hc->conn = conn_mode(c);
+    hc->length = w->length;
+    return 0;
+}
+
 int cio_http_send(cio_http_writer *w, int status, const char *content_type,
                   const void *body, size_t len)
 {
     /* cio_http_writer_status, _header and _length in one: the checks are
      * theirs (Content-Type is a valid name that the server does not own,
-     * so only its value needs a look), and the Content-Type line goes
-     * straight into the head instead of through w->hdrs. */
+     * so only its value needs a look, and none when it equals the cached
+     * head's), and the Content-Type line goes straight into the head
+     * instead of through w->hdrs. */
     if (w->started)
         return -EALREADY;
-    if (status < 200 || status > 999)
+    if (status < 200 || status > 999 || (int64_t)len < 0)
+        return -EINVAL;
+    cio__http_head_cache *hc = cio__http_server_head_cache(w->c->hs);
+    bool hit = hc->len != 0 && w->hdrs.len == 0 && hc->status == status &&
+               hc->length == (int64_t)len && content_type != NULL &&
+               strncmp(content_type, hc->ctype, sizeof hc->ctype) == 0;
+    ssize_t ctlen = 0;
+    if (!hit && content_type != NULL &&
+        (ctlen = cio__http_value_len(content_type)) < 0)
         return -EINVAL;
     w->status = status;
-    ssize_t ctlen = 0;
-    if (content_type != NULL && (ctlen = cio__http_value_len(content_type)) < 0)
-        return -EINVAL;
-    if ((int64_t)len < 0)
-        return -EINVAL;
     w->length = (int64_t)len;
     int rc = cio_checkpoint();
     if (rc < 0)
         return rc;
-    rc = build_head(w, content_type, (size_t)ctlen, len);
+    rc = send_head(w, content_type, (size_t)ctlen, len, hit);
     if (rc == 0)
         rc = add_body(w, body, len);
     w->bytes = len;

@@ -39,6 +39,7 @@ struct cio_http_server {
     uint64_t requests;
     cio_task *reaper; /* ends keep-alive waits past idle_timeout */
     int64_t tick;
+    cio__http_head_cache head;
 };
 
 /* ---- llhttp callbacks ---------------------------------------------------- */
@@ -730,6 +731,11 @@ const char *cio__http_server_name(const cio_http_server *s)
 bool cio__http_server_closing(const cio_http_server *s)
 {
     return s->closing;
+}
+
+cio__http_head_cache *cio__http_server_head_cache(cio_http_server *s)
+{
+    return &s->head;
 }
 
 const cio_http_server_opts *cio__http_server_opts(const cio_http_server *s)

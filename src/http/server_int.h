@@ -55,6 +55,21 @@ struct cio_http_writer {
     bool started, ended, chunked, close, head_only, no_body, failed;
 };
 
+/* The head of the last response cio_http_send built on a server (whose
+ * Server name does not change), reused while every input of it is the
+ * same: one copy instead of a build per response. */
+typedef struct cio__http_head_cache {
+    size_t len;  /* 0: empty */
+    int64_t sec; /* of the Date line */
+    int status;
+    int conn; /* 0 keep-alive, 1 close, 2 HTTP/1.0 keep-alive */
+    int64_t length;
+    char ctype[64]; /* the Content-Type value, NUL-terminated */
+    char head[256];
+} cio__http_head_cache;
+
+cio__http_head_cache *cio__http_server_head_cache(cio_http_server *s);
+
 /* Send bytes on the connection under the write timeout. */
 int cio__http_conn_send(hconn *c, const void *p, size_t n);
 const char *cio__http_server_name(const cio_http_server *s);
