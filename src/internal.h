@@ -664,6 +664,7 @@ struct cio_loop {
     pthread_mutex_t rmu;
     cio__remote *rhead, *rtail;
     bool rclosed;
+    _Atomic int rwriters; /* posters writing the eventfd after the lock */
     /* Executor pools (built-in ones by kind). */
     cio_pool *pools[3];
     /* The resolver (src/net/dns.c), made at the first lookup. */

@@ -6,6 +6,8 @@
  * runnable task, no timer, no fd wait and no outside wakeup promised has
  * either finished or deadlocked; it never sleeps forever. */
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -380,16 +382,20 @@ int cio__remote_post(cio_loop *l, cio__remote *r)
     else
         l->rhead = r;
     l->rtail = r;
-    /* Write while holding the lock: once it is released, the loop may run
-     * `r`, finish and close the eventfd (loops of cio_run_multi post to
-     * each other and end on their own). */
+    /* Write after the lock, so that the loop never waits for it across
+     * the system call; once the lock is released the loop may run `r` and
+     * finish (loops of cio_run_multi post to each other and end on their
+     * own), so remote_fini waits for the writers counted here. */
+    if (was_empty)
+        atomic_fetch_add(&l->rwriters, 1);
+    pthread_mutex_unlock(&l->rmu);
     int rc = 0;
     if (was_empty) {
         uint64_t one = 1;
         if (write(l->efd, &one, sizeof one) < 0 && errno != EAGAIN)
             rc = -errno;
+        atomic_fetch_sub(&l->rwriters, 1); /* last touch of `l` */
     }
-    pthread_mutex_unlock(&l->rmu);
     return rc;
 }
 
@@ -412,6 +418,8 @@ static void remote_fini(cio_loop *l)
     cio__remote *r = l->rhead;
     l->rhead = l->rtail = NULL;
     pthread_mutex_unlock(&l->rmu);
+    while (atomic_load(&l->rwriters) > 0) /* a write or two in flight */
+        sched_yield();
     while (r) {
         cio__remote *next = r->next;
         r->drop(r);
