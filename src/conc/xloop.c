@@ -2,14 +2,16 @@
  * loops, SO_REUSEPORT servers on every loop.
  *
  * Waking a task of another loop always goes through that loop's remote
- * queue (cio__remote_post: a mutex and, when the queue was empty, one
- * eventfd write). A task that waits on something another loop completes
- * parks with an xwait on its own stack holding the remote; the waker
- * takes the xwait off the shared object under that object's lock and
- * posts it. From then on the wait cannot be interrupted (unlink_try says
- * no) until the post arrives, so the stack stays valid for the waker.
- * Such waits count as `external` work of the waiting loop: it is not
- * deadlocked while another loop may still wake it.
+ * queue (cio__remote_post: a short critical section and, when the queue
+ * was empty, one eventfd write after it). Channels pass messages without
+ * it (see "channels" below); only parked tasks are woken through it. A
+ * task that waits on something another loop completes parks with an
+ * xwait on its own stack holding the remote; the waker takes the xwait
+ * off the shared object under that object's lock and posts it. From then
+ * on the wait cannot be interrupted (unlink_try says no) until the post
+ * arrives, so the stack stays valid for the waker. Such waits count as
+ * `external` work of the waiting loop: it is not deadlocked while another
+ * loop may still wake it.
  *
  * Lifetimes. A loop's memory is valid while its run has not ended; the
  * set publishes each loop in its slot (under the set's mutex) from just
@@ -1004,11 +1006,16 @@ int cio_chan_try_recv(cio_chan *ch, void *msg)
     return ring_drained_closed(ch) ? CIO_EOF : -EAGAIN;
 }
 
+/* A parked receiver is interrupted. The last one to leave disarms, so
+ * that senders post no wakeup for nobody. */
 static void recv_unlink(cio_task *t)
 {
     cio_chan *ch = (cio_chan *)t->wait_obj;
     ch->rwaiting--;
     cio__waitq_remove(&ch->rq, t->wait_node);
+    int armed = R_ARMED;
+    if (ch->rwaiting == 0)
+        atomic_compare_exchange_strong(&ch->rstate, &armed, R_IDLE);
 }
 
 /* Park the receiver `t` until a producer, the close or the owner's own
