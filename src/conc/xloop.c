@@ -808,7 +808,9 @@ static void wake_receivers(cio_chan *ch)
     if (!atomic_compare_exchange_strong(&ch->rstate, &armed, R_POSTED))
         return;
     atomic_fetch_add(&ch->refs, 1);
-    if (cio__remote_post(ch->owner, &ch->rwake) < 0) {
+    /* Only -ESHUTDOWN leaves `rwake` out of the queue (another error is
+     * the eventfd write's, after queueing). */
+    if (cio__remote_post(ch->owner, &ch->rwake) == -ESHUTDOWN) {
         /* The owner loop is closing: no receiver is left to wake. */
         atomic_store(&ch->rstate, R_IDLE);
         chan_unref(ch);
@@ -1271,6 +1273,8 @@ int cio_xloop_spawn(cio_xtask **out, int loop, cio_task_fn fn, void *arg)
     if (s->open && s->loop) {
         h->target = s->loop;
         rc = cio__remote_post(s->loop, &h->start);
+        if (rc < 0 && rc != -ESHUTDOWN)
+            rc = 0; /* queued; only the eventfd write failed */
     }
     pthread_mutex_unlock(&m->mu);
     if (rc < 0) {
@@ -1292,7 +1296,7 @@ static void xtask_send_cancel(cio_xtask *h)
     /* While the task has not completed, its loop is up: the start went
      * through its queue before this, and a loop drops what is queued only
      * after marking itself closed (then the post fails harmlessly). */
-    if (cio__remote_post(h->target, &h->cancel) < 0)
+    if (cio__remote_post(h->target, &h->cancel) == -ESHUTDOWN)
         h->refs--;
 }
 
