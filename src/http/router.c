@@ -192,7 +192,8 @@ static int dispatch(cio_http_router *rt, cio_http_req *r, cio_http_writer *w)
         r->nparams = 0;
         rc = cio_http_send(w, 404, "text/plain", "Not Found\n", 10);
     }
-    cio__hbuf_free(&allow);
+    if (allow.p != NULL)
+        cio__hbuf_free(&allow);
     return rc;
 }
 

@@ -158,45 +158,109 @@ static const char *mime_type(const char *path)
     return "application/octet-stream";
 }
 
-/* Parse a single "bytes=a-b" range against `size`: 1 with [*from, *to]
- * set, 0 to ignore the header (serve the whole file), -1 unsatisfiable. */
-static int parse_range(const char *h, int64_t size, int64_t *from, int64_t *to)
+/* Ranges in one request, at most; a Range header with more is ignored
+ * (the whole file is served, as RFC 9110 14.2 allows), which bounds the
+ * work one small header can ask for. */
+#define MAX_RANGES 16
+
+typedef struct byte_range {
+    int64_t from, to; /* inclusive */
+} byte_range;
+
+/* Parse one range-spec of p[0..n) ("a-b", "a-" or "-n") against `size`:
+ * 1 with *rg set, 0 when unsatisfiable, -1 when malformed. */
+static int parse_spec(const char *p, size_t n, int64_t size, byte_range *rg)
 {
-    if (strncmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
-        return 0;
-    const char *p = h + 6;
-    char *end;
-    if (*p == '-') {
-        if (p[1] < '0' || p[1] > '9')
-            return 0;
-        long long n = strtoll(p + 1, &end, 10);
-        if (*end != '\0' || n < 0)
-            return 0;
-        if (n == 0 || size == 0)
+    const char *e = p + n, *dash = memchr(p, '-', n);
+    if (dash == NULL)
+        return -1;
+    int64_t v[2] = {-1, -1};
+    for (int k = 0; k < 2; k++) {
+        const char *q = k == 0 ? p : dash + 1, *qe = k == 0 ? dash : e;
+        if (q == qe)
+            continue;
+        int64_t x = 0;
+        for (; q < qe; q++) {
+            if (*q < '0' || *q > '9' || x > (INT64_MAX - 9) / 10)
+                return -1;
+            x = x * 10 + (*q - '0');
+        }
+        v[k] = x;
+    }
+    if (v[0] < 0) { /* "-n": the last n bytes */
+        if (v[1] < 0)
             return -1;
-        *from = n >= size ? 0 : size - n;
-        *to = size - 1;
+        if (v[1] == 0 || size == 0)
+            return 0;
+        rg->from = v[1] >= size ? 0 : size - v[1];
+        rg->to = size - 1;
         return 1;
     }
-    if (*p < '0' || *p > '9')
-        return 0;
-    long long a = strtoll(p, &end, 10);
-    if (*end != '-')
-        return 0;
-    p = end + 1;
-    long long b = size - 1;
-    if (*p != '\0') {
-        if (*p < '0' || *p > '9')
-            return 0;
-        b = strtoll(p, &end, 10);
-        if (*end != '\0' || b < a)
-            return 0;
-    }
-    if (a >= size)
+    if (v[1] >= 0 && v[1] < v[0])
         return -1;
-    *from = a;
-    *to = b >= size ? size - 1 : b;
+    if (v[0] >= size)
+        return 0;
+    rg->from = v[0];
+    rg->to = v[1] < 0 || v[1] >= size ? size - 1 : v[1];
     return 1;
+}
+
+/* Parse a Range header ("bytes=" and one or more comma-separated specs)
+ * against `size`: the number of satisfiable ranges stored in rg[] (at
+ * most MAX_RANGES), 0 to ignore the header (malformed, or too many
+ * ranges), -1 when none is satisfiable (416). */
+static int parse_ranges(const char *h, int64_t size, byte_range *rg)
+{
+    if (strncmp(h, "bytes=", 6) != 0)
+        return 0;
+    int n = 0, specs = 0;
+    const char *p = h + 6;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t tl = len;
+        while (tl > 0 && (p[tl - 1] == ' ' || p[tl - 1] == '\t'))
+            tl--;
+        if (tl > 0) { /* empty list elements are allowed and skipped */
+            if (++specs > MAX_RANGES)
+                return 0;
+            int r = parse_spec(p, tl, size, &rg[n]);
+            if (r < 0)
+                return 0;
+            n += r;
+        }
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    /* Overlapping ranges would send some bytes more than once: the
+     * whole file instead, which is never longer (RFC 9110 14.2). */
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += rg[i].to - rg[i].from + 1;
+    if (n > 1 && total > size)
+        return 0;
+    return specs == 0 ? 0 : n == 0 ? -1 : n;
+}
+
+/* Send [from, from + len) of the file through `buf` (CHUNK bytes). */
+static int write_range(cio_http_writer *w, int fd, char *buf, int64_t from,
+                       int64_t len)
+{
+    int64_t off = from, left = len;
+    while (left > 0) {
+        size_t want = left > (int64_t)CHUNK ? CHUNK : (size_t)left;
+        ssize_t n = cio_file_pread(fd, buf, want, off);
+        if (n <= 0)
+            return n < 0 ? (int)n : -EIO; /* the file shrank */
+        int rc = cio_http_writer_write(w, buf, (size_t)n);
+        if (rc < 0)
+            return rc;
+        off += n;
+        left -= n;
+    }
+    return 0;
 }
 
 static int send_file(cio_http_writer *w, int fd, int64_t from, int64_t len,
@@ -210,19 +274,71 @@ static int send_file(cio_http_writer *w, int fd, int64_t from, int64_t len,
     char *buf = cio__malloc(CHUNK);
     if (buf == NULL)
         return -ENOMEM;
-    int64_t off = from, left = len;
-    while (left > 0 && rc == 0) {
-        size_t want = left > (int64_t)CHUNK ? CHUNK : (size_t)left;
-        ssize_t n = cio_file_pread(fd, buf, want, off);
-        if (n <= 0) {
-            rc = n < 0 ? (int)n : -EIO; /* the file shrank */
-            break;
-        }
-        rc = cio_http_writer_write(w, buf, (size_t)n);
-        off += n;
-        left -= n;
+    rc = write_range(w, fd, buf, from, len);
+    cio__free(buf);
+    if (rc == 0)
+        rc = cio_http_writer_end(w);
+    return rc;
+}
+
+/* The part header before range i of a multipart/byteranges body into
+ * `out` (>= 512 bytes); returns its length. */
+static size_t part_head(char *out, const char *boundary, const char *type,
+                        const byte_range *rg, int64_t size)
+{
+    int n = snprintf(out, 512,
+                     "\r\n--%s\r\nContent-Type: %s\r\nContent-Range: "
+                     "bytes %lld-%lld/%lld\r\n\r\n",
+                     boundary, type, (long long)rg->from, (long long)rg->to,
+                     (long long)size);
+    return n < 0 ? 0 : (size_t)n >= 512 ? 511 : (size_t)n;
+}
+
+/* Several ranges: a 206 multipart/byteranges body (RFC 9110 14.6), each
+ * part with its Content-Type and Content-Range, its length known in
+ * advance. */
+static int send_ranges(cio_http_writer *w, int fd, const byte_range *rg, int n,
+                       int64_t size, const char *type, const char *etag,
+                       bool head)
+{
+    /* Unique enough: the file's version and a counter. The parts are
+     * framed by their lengths too, so a boundary inside the data cannot
+     * confuse a client that reads Content-Range. */
+    static _Thread_local uint64_t seq;
+    char boundary[40], ct[96], ph[512];
+    uint64_t hsh = 14695981039346656037u;
+    for (const char *p = etag; *p; p++)
+        hsh = (hsh ^ (unsigned char)*p) * 1099511628211u;
+    snprintf(boundary, sizeof boundary, "cio-%016" PRIx64 "-%" PRIu64, hsh,
+             ++seq);
+    snprintf(ct, sizeof ct, "multipart/byteranges; boundary=%s", boundary);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += (int64_t)part_head(ph, boundary, type, &rg[i], size) +
+                 (rg[i].to - rg[i].from + 1);
+    int tail = snprintf(ph, sizeof ph, "\r\n--%s--\r\n", boundary);
+    total += tail;
+    int rc = cio_http_writer_header(w, "Content-Type", ct);
+    if (rc == 0)
+        rc = cio_http_writer_status(w, 206);
+    if (rc == 0)
+        rc = cio_http_writer_length(w, total);
+    if (rc < 0 || head)
+        return rc < 0 ? rc : cio_http_writer_end(w);
+    char *buf = cio__malloc(CHUNK);
+    if (buf == NULL)
+        return -ENOMEM;
+    for (int i = 0; i < n && rc == 0; i++) {
+        size_t hl = part_head(ph, boundary, type, &rg[i], size);
+        rc = cio_http_writer_write(w, ph, hl);
+        if (rc == 0)
+            rc = write_range(w, fd, buf, rg[i].from, rg[i].to - rg[i].from + 1);
     }
     cio__free(buf);
+    if (rc == 0) {
+        snprintf(ph, sizeof ph, "\r\n--%s--\r\n", boundary);
+        rc = cio_http_writer_write(w, ph, (size_t)tail);
+    }
     if (rc == 0)
         rc = cio_http_writer_end(w);
     return rc;
@@ -263,29 +379,37 @@ static int serve_fd(cio_http_req *r, cio_http_writer *w, int fd,
         cio_http_writer_status(w, 304);
         return cio_http_writer_end(w);
     }
-    rc = cio_http_writer_header(w, "Content-Type", mime_type(name));
-    if (rc < 0)
-        return rc;
-    int64_t size = sb->st_size, from = 0, to = size - 1;
+    const char *type = mime_type(name);
+    int64_t size = sb->st_size;
+    byte_range rg[MAX_RANGES] = {{0, size - 1}};
     const char *range = cio_http_req_header(r, "Range");
     const char *ifr = cio_http_req_header(r, "If-Range");
     int pr = range && (ifr == NULL || strcmp(ifr, etag) == 0)
-                 ? parse_range(range, size, &from, &to)
+                 ? parse_ranges(range, size, rg)
                  : 0;
+    bool head = strcmp(cio_http_req_method(r), "HEAD") == 0;
     char cr[96];
     if (pr < 0) {
         snprintf(cr, sizeof cr, "bytes */%lld", (long long)size);
         cio_http_writer_header(w, "Content-Range", cr);
         return plain(w, 416);
     }
-    if (pr > 0) {
-        snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", (long long)from,
-                 (long long)to, (long long)size);
+    if (pr > 1)
+        return send_ranges(w, fd, rg, pr, size, type, etag, head);
+    rc = cio_http_writer_header(w, "Content-Type", type);
+    if (rc < 0)
+        return rc;
+    if (pr == 1) {
+        snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", (long long)rg[0].from,
+                 (long long)rg[0].to, (long long)size);
         cio_http_writer_header(w, "Content-Range", cr);
         cio_http_writer_status(w, 206);
+    } else {
+        rg[0].from = 0;
+        rg[0].to = size - 1;
     }
-    return send_file(w, fd, from, size == 0 ? 0 : to - from + 1,
-                     strcmp(cio_http_req_method(r), "HEAD") == 0);
+    return send_file(w, fd, rg[0].from,
+                     size == 0 ? 0 : rg[0].to - rg[0].from + 1, head);
 }
 
 int cio_http_static_handler(cio_http_req *r, cio_http_writer *w, void *arg)
