@@ -1,5 +1,7 @@
-/* bench/http: the cio HTTP server answering "Hello, World!".
- * Usage: http_cio PORT. Runs until SIGTERM/SIGINT. */
+/* bench/http: the cio HTTP server answering "Hello, World!" to GET /,
+ * through a router (as an application would: anything else is 404 or 405)
+ * with the server's default limits. Usage: http_cio PORT. Runs until
+ * SIGTERM/SIGINT. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -21,14 +23,22 @@ static int serve(void *arg)
     int rc = cio_addr_ip(&a, "127.0.0.1", port);
     if (rc < 0)
         return rc;
-    cio_http_server *s;
-    rc = cio_http_server_start(&s, &a, hello, NULL, NULL);
+    cio_http_router *rt;
+    rc = cio_http_router_new(&rt);
     if (rc < 0)
         return rc;
-    /* Runs until SIGTERM cancels this task. */
-    int wr = cio_sleep(CIO_NEVER / 2);
-    cio_http_server_close(s, 0);
-    return wr == -ECANCELED ? 0 : wr;
+    cio_http_server *s = NULL;
+    rc = cio_http_router_add(rt, "GET", "/", hello, NULL);
+    if (rc == 0)
+        rc = cio_http_server_start(&s, &a, cio_http_router_handler, rt, NULL);
+    if (rc == 0) {
+        /* Runs until SIGTERM cancels this task. */
+        int wr = cio_sleep(CIO_NEVER / 2);
+        cio_http_server_close(s, 0);
+        rc = wr == -ECANCELED ? 0 : wr;
+    }
+    cio_http_router_free(rt);
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -325,7 +325,7 @@ if ((${#fetch_clients[@]} > 0)); then
     fi
 fi
 
-declare -A FRPS
+declare -A FRPS=()
 for impl in "${fetch_clients[@]}"; do
     [[ -f $tmp/fetch_runs ]] || break
     v=$(awk -v i="$impl" '$1 == i { print $2 }' "$tmp/fetch_runs" | median)
