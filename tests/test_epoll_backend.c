@@ -378,3 +378,44 @@ TEST(epoll_ping_pong_loses_no_wakeup)
     ASSERT_OK(cio_stream_close(b));
     return 0;
 }
+
+/* Numbers reused by files cio did not make, after a close behind cio's
+ * back: the parked wait is re-checked (when the loop is idle on the
+ * virtual clock, after a few milliseconds on the real one). */
+static int reused_by_a_foreign_pair(int64_t after)
+{
+    int sv[2];
+    ASSERT_OK(pair(sv));
+    ASSERT_OK(wait_once(sv));
+    close(sv[0]);
+    close(sv[1]);
+    int nv[2];
+    ASSERT_OK(pair(nv));
+    ASSERT_EQ(sv[0], nv[0]);
+    peer p = {nv[1], after, "f"};
+    cio_task *w;
+    ASSERT_OK(cio_spawn(&w, write_later, &p));
+    reader r = {.fd = nv[0]};
+    ASSERT_EQ(1, bounded(recv_one, &r, 5 * CIO_SEC));
+    ASSERT_EQ('f', r.buf[0]);
+    ASSERT_OK(cio_task_join(w));
+    cio_task_free(w);
+    ASSERT_OK(cio_close(nv[0]));
+    ASSERT_OK(cio_close(nv[1]));
+    return 0;
+}
+
+TEST(epoll_number_reused_by_a_foreign_file_is_rechecked)
+{
+    ASSERT_OK(reused_by_a_foreign_pair(CIO_SEC));
+    ASSERT_TIME(CIO_SEC + CIO_MSEC);
+    return 0;
+}
+
+TEST_REALTIME(epoll_number_reused_by_a_foreign_file_is_rechecked_in_time)
+{
+    int64_t t0 = cio_now();
+    ASSERT_OK(reused_by_a_foreign_pair(50 * CIO_MSEC));
+    ASSERT_TRUE(cio_now() - t0 < CIO_SEC);
+    return 0;
+}

@@ -35,6 +35,10 @@
 #include "internal.h"
 
 #define MAX_EVENTS 256
+/* How long a wait parked without a system call goes before its fd is
+ * re-checked with EPOLL_CTL_MOD (on the virtual clock: before time
+ * jumps). */
+#define RECHECK_AFTER (10 * CIO_MSEC)
 
 #define EP_MASK (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 #define DIRS (CIO_READABLE | CIO_WRITABLE)
@@ -61,6 +65,7 @@ struct cio__backend {
     size_t waiting;
     fdvec ready; /* fds to report ready at the next poll */
     fdvec check; /* fds parked on a trusted registration, not re-checked */
+    int64_t check_since; /* loop time of the oldest entry of `check` */
     struct epoll_event events[MAX_EVENTS];
 };
 
@@ -165,8 +170,11 @@ static int ep_watch(cio__backend *b, cio__fdw *w)
          * when the loop goes idle. */
         if (r->hup & dirs)
             rc = queue_ready(b, w->fd);
-        else if (!r->check && fdvec_push(&b->check, w->fd) == 0)
+        else if (!r->check && fdvec_push(&b->check, w->fd) == 0) {
             r->check = true;
+            if (b->check.n == 1)
+                b->check_since = b->loop->now;
+        }
         else if (!r->check)
             rc = reg(b, w->fd);
     } else {
@@ -331,22 +339,34 @@ static int ep_wait(cio__backend *b, int64_t timeout)
     return n;
 }
 
+/* Re-check the parked fds once the oldest has waited RECHECK_AFTER, and
+ * bound a blocking wait so that this happens on time; on the virtual
+ * clock, whenever the loop is idle (its time is about to jump). A busy
+ * loop thus pays one epoll_ctl per parked fd per RECHECK_AFTER at most,
+ * instead of one per wait. Returns the timeout to wait with. */
+static int64_t maybe_recheck(cio__backend *b, int64_t timeout)
+{
+    cio_loop *l = b->loop;
+    if (l->clock == CIO_CLOCK_VIRTUAL) {
+        if (l->runq_len == 0)
+            recheck(b);
+    } else {
+        int64_t left = b->check_since + RECHECK_AFTER - l->now;
+        if (left <= 0)
+            recheck(b);
+        else if (timeout < 0 || timeout > left)
+            return left;
+    }
+    return b->ready.n > 0 ? 0 : timeout;
+}
+
 static int ep_poll(cio__backend *b, int64_t timeout)
 {
+    if (b->check.n > 0)
+        timeout = maybe_recheck(b, timeout);
     if (b->ready.n > 0)
         timeout = 0;
-    /* Parked fds are re-checked only when no event is there to run: a
-     * busy loop pays no epoll_ctl per wait. One alone is re-checked at
-     * once, which costs what a look without blocking would. */
-    int n = 0;
-    if (b->check.n > 1)
-        n = ep_wait(b, 0);
-    if (n == 0 && b->check.n > 0) {
-        recheck(b);
-        n = ep_wait(b, b->ready.n > 0 ? 0 : timeout);
-    } else if (n == 0) {
-        n = ep_wait(b, timeout);
-    }
+    int n = ep_wait(b, timeout);
     if (n < 0)
         return n;
     size_t k = b->ready.n;
