@@ -419,3 +419,28 @@ TEST_REALTIME(epoll_number_reused_by_a_foreign_file_is_rechecked_in_time)
     ASSERT_TRUE(cio_now() - t0 < CIO_SEC);
     return 0;
 }
+
+TEST(epoll_end_of_file_behind_a_short_read_is_seen)
+{
+    int sv[2];
+    ASSERT_OK(pair(sv));
+    cio_stream *s;
+    ASSERT_OK(cio_stream_open(&s, sv[0], NULL));
+    reader r = {.s = s};
+    peer p = {sv[1], CIO_MSEC, "a"};
+    cio_task *w;
+    ASSERT_OK(cio_spawn(&w, write_later, &p));
+    ASSERT_EQ(1, bounded(stream_read_one, &r, 5 * CIO_SEC));
+    ASSERT_OK(cio_task_join(w));
+    cio_task_free(w);
+    /* The last data and the end arrive together, before the read. */
+    ASSERT_EQ(2, write(sv[1], "bc", 2));
+    ASSERT_EQ(0, shutdown(sv[1], SHUT_WR));
+    ASSERT_OK(cio_sleep(CIO_SEC));
+    ASSERT_EQ(2, bounded(stream_read_one, &r, 5 * CIO_SEC));
+    ASSERT_EQ(0, bounded(stream_read_one, &r, 5 * CIO_SEC));
+    ASSERT_TIME(CIO_SEC + CIO_MSEC);
+    ASSERT_OK(cio_stream_close(s));
+    close(sv[1]);
+    return 0;
+}

@@ -49,7 +49,7 @@ typedef struct fdrec {
     bool trusted;   /* added or re-checked by an edge watch */
     bool check;     /* in the list of parked fds to re-check when idle */
     unsigned ready; /* directions with an edge since the last drain */
-    unsigned hup;   /* directions at end of file or in error: stay ready */
+    unsigned hup;   /* CIO_READABLE once the peer's data has ended */
 } fdrec;
 
 typedef struct fdvec {
@@ -150,6 +150,18 @@ static int reg(cio__backend *b, int fd)
     return 0;
 }
 
+/* Put `fd` on the list of parked fds to re-check; out of memory, re-check
+ * it now. */
+static int check_later(cio__backend *b, int fd)
+{
+    if (fdvec_push(&b->check, fd) < 0)
+        return reg(b, fd);
+    b->fds[fd].check = true;
+    if (b->check.n == 1)
+        b->check_since = b->loop->now;
+    return 0;
+}
+
 static int ep_watch(cio__backend *b, cio__fdw *w)
 {
     int rc = ensure_fd(b, w->fd);
@@ -166,17 +178,12 @@ static int ep_watch(cio__backend *b, cio__fdw *w)
     unsigned dirs = w->events & DIRS;
     if ((w->events & CIO__EV_EDGE) && r->trusted) {
         /* No system call: the next edge wakes it. A drain that was not one
-         * (a spurious EAGAIN or short transfer) is caught by the re-check
-         * when the loop goes idle. */
+         * (a spurious EAGAIN or short transfer) or a number reused behind
+         * cio's back is caught by the re-check (see maybe_recheck). */
         if (r->hup & dirs)
             rc = queue_ready(b, w->fd);
-        else if (!r->check && fdvec_push(&b->check, w->fd) == 0) {
-            r->check = true;
-            if (b->check.n == 1)
-                b->check_since = b->loop->now;
-        }
         else if (!r->check)
-            rc = reg(b, w->fd);
+            rc = check_later(b, w->fd);
     } else {
         rc = reg(b, w->fd);
         r->trusted = rc == 0 && ((w->events & CIO__EV_EDGE) || r->trusted);
@@ -289,11 +296,10 @@ static void dispatch(cio__backend *b, int fd, uint32_t ev)
         ready |= CIO_READABLE;
     if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
         ready |= CIO_WRITABLE;
-    /* A hang-up or error is reported once but lasts: a short read may
-     * have left the end of file behind it. */
-    if (ev & (EPOLLERR | EPOLLHUP))
-        r->hup |= DIRS;
-    else if (ev & EPOLLRDHUP)
+    /* The end of the peer's data is reported once but lasts: a short read
+     * may have left it behind. (EPOLLHUP does not last: a TCP socket not
+     * connected yet reports it.) */
+    if (ev & EPOLLRDHUP)
         r->hup |= CIO_READABLE;
     /* Kept even when a watch takes it: a woken task that never gets to
      * its I/O (cancelled, timed out) leaves it for the next reader. */
