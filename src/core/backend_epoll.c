@@ -22,9 +22,14 @@
  * A registration is trusted (waited on without a system call) only once
  * an edge watch has added or re-checked it, and until cio_close() (the
  * closing hook) deletes it, or a new socket, accepted connection or stream
- * takes the number (the opened hook). An fd that cio's socket calls or
- * streams wait on must therefore be closed with cio_close(); one closed
- * with close(2) and reused by a file that cio did not make may be missed.
+ * takes the number (the opened hook). What that cannot see, an fd closed
+ * with close(2) whose number a file cio did not make reuses, and a drain
+ * that was not one (a spurious EAGAIN or short transfer), would strand a
+ * parked edge watch: so an fd parked without a system call is re-checked
+ * with EPOLL_CTL_MOD once it has waited RECHECK_AFTER (maybe_recheck).
+ * The peer's end of data (EPOLLRDHUP) stays ready: a short read may have
+ * left it behind, and no edge follows it.
+ *
  * A dup of a registered fd keeps the registration alive after the
  * original is closed: its edges then arrive as spurious events, which a
  * waiter survives (it retries the call and waits again). Files epoll
