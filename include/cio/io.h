@@ -113,7 +113,10 @@ ssize_t cio_sendto(int fd, const void *buf, size_t n, const cio_addr *to);
 /* shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR. 0 or -errno. */
 int cio_shutdown(int fd, int how);
 /* Close `fd`. Tasks waiting on it are woken with -EBADF first, so no wait
- * is left on a reused descriptor. 0 or -errno. Does not suspend. */
+ * is left on a reused descriptor. Close an fd that cio's socket calls or
+ * streams waited on with cio_close, not close(2): on epoll, a reuse of its
+ * number by a file cio did not make is otherwise noticed only after a
+ * short delay (about 10 ms). 0 or -errno. Does not suspend. */
 int cio_close(int fd);
 
 /* Socket options the way asyncio exposes them. 0 or -errno. */
