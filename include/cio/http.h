@@ -270,9 +270,10 @@ typedef struct cio_http_static cio_http_static;
  * ".." segments (also percent-encoded) are refused with 403, NUL bytes
  * with 400, and symbolic links leading out of `root` with 403 (the file is
  * opened with openat2 RESOLVE_BENEATH). GET and HEAD only (405). Supports
- * ETag / If-None-Match and Last-Modified / If-Modified-Since (304), one
- * byte range (206, 416 when unsatisfiable), and index.html for a
- * directory. 0; -ENOENT / -ENOTDIR for a bad root; -ENOMEM. Does not
+ * ETag / If-None-Match and Last-Modified / If-Modified-Since (304), byte
+ * ranges (206: one range as is, up to 16 as multipart/byteranges; 416
+ * when none is satisfiable; more, overlapping or malformed ranges get the
+ * whole file), and index.html for a directory. 0; -ENOENT / -ENOTDIR for a bad root; -ENOMEM. Does not
  * suspend. */
 int cio_http_static_new(cio_http_static **out, const char *root);
 void cio_http_static_free(cio_http_static *st);
