@@ -162,3 +162,84 @@ TEST_REALTIME(http_ranges_edge_cases)
     rfix_stop(&f);
     return 0;
 }
+
+/* A 10 MiB file: whole, one range and two ranges come back intact (by
+ * sendfile(2) on epoll, read and send on io_uring), and a client that
+ * goes away mid-body leaves the server serving. */
+#define BIG ((size_t)10 * 1024 * 1024)
+
+static int big_file(rfix *f, const char *name, unsigned char **data)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/%s", f->dir, name);
+    unsigned char *d = malloc(BIG);
+    if (d == NULL)
+        return -ENOMEM;
+    uint32_t x = 12345;
+    for (size_t i = 0; i < BIG; i++) {
+        x = x * 1103515245u + 12345u;
+        d[i] = (unsigned char)(x >> 16);
+    }
+    FILE *fp = fopen(p, "w");
+    if (fp == NULL || fwrite(d, 1, BIG, fp) != BIG) {
+        if (fp)
+            fclose(fp);
+        free(d);
+        return -EIO;
+    }
+    fclose(fp);
+    *data = d;
+    return 0;
+}
+
+TEST_REALTIME(http_ranges_big_file_intact)
+{
+    rfix f;
+    ASSERT_OK(rfix_start(&f));
+    unsigned char *d;
+    ASSERT_OK(big_file(&f, "big.bin", &d));
+    static char buf[BIG + 4096];
+    const char whole[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n"
+                         "Connection: close\r\n\r\n";
+    ssize_t n = hu_raw(f.port, whole, sizeof whole - 1, buf, sizeof buf, 20000);
+    ASSERT_TRUE(n > (ssize_t)BIG);
+    ASSERT_EQ(200, hu_status(buf));
+    char *body = strstr(buf, "\r\n\r\n") + 4;
+    ASSERT_EQ((ssize_t)BIG, n - (body - buf));
+    ASSERT_TRUE(memcmp(body, d, BIG) == 0);
+    /* One range, then two, on one keep-alive connection. */
+    const char two[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\n"
+                       "Range: bytes=1000000-1999999\r\n\r\n"
+                       "GET /big.bin HTTP/1.1\r\nHost: x\r\n"
+                       "Range: bytes=5-9,9000000-\r\nConnection: close\r\n\r\n";
+    n = hu_raw(f.port, two, sizeof two - 1, buf, sizeof buf, 20000);
+    ASSERT_TRUE(n > 0);
+    body = strstr(buf, "\r\n\r\n") + 4;
+    ASSERT_TRUE(memcmp(body, d + 1000000, 1000000) == 0);
+    char *second = body + 1000000;
+    ASSERT_EQ(206, hu_status(second));
+    char *p1 = strstr(second, "Content-Range: bytes 5-9/10485760\r\n\r\n");
+    char *p2 = strstr(second, "Content-Range: bytes 9000000-10485759/"
+                              "10485760\r\n\r\n");
+    ASSERT_TRUE(p1 != NULL && p2 != NULL);
+    ASSERT_TRUE(memcmp(strstr(p1, "\r\n\r\n") + 4, d + 5, 5) == 0);
+    ASSERT_TRUE(
+        memcmp(strstr(p2, "\r\n\r\n") + 4, d + 9000000, BIG - 9000000) == 0);
+    /* A client that reads a little and leaves. */
+    cio_stream *s;
+    ASSERT_OK(cio_open_connection(&s, "127.0.0.1", f.port, NULL));
+    ASSERT_OK(cio_stream_write(s, whole, sizeof whole - 1));
+    ASSERT_OK(cio_stream_flush(s));
+    char small[4096];
+    ASSERT_TRUE(cio_stream_read(s, small, sizeof small) > 0);
+    ASSERT_OK(cio_stream_close(s));
+    n = hu_raw(f.port, whole, sizeof whole - 1, buf, sizeof buf, 20000);
+    ASSERT_EQ(200, hu_status(buf));
+    ASSERT_TRUE(memcmp(strstr(buf, "\r\n\r\n") + 4, d, BIG) == 0);
+    free(d);
+    char p[160];
+    snprintf(p, sizeof p, "%s/big.bin", f.dir);
+    unlink(p);
+    rfix_stop(&f);
+    return 0;
+}

@@ -1,7 +1,8 @@
 /* bench/http: the cio HTTP server answering "Hello, World!" to GET /,
  * through a router (as an application would: anything else is 404 or 405)
- * with the server's default limits. Usage: http_cio PORT. Runs until
- * SIGTERM/SIGINT. */
+ * with the server's default limits; with DIR, also the files under it at
+ * /static/ (the static-file handler). Usage: http_cio PORT [DIR]. Runs
+ * until SIGTERM/SIGINT. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -9,6 +10,7 @@
 #include <cio/http.h>
 
 static int port;
+static const char *dir;
 
 static int hello(cio_http_req *r, cio_http_writer *w, void *arg)
 {
@@ -28,7 +30,13 @@ static int serve(void *arg)
     if (rc < 0)
         return rc;
     cio_http_server *s = NULL;
+    cio_http_static *st = NULL;
     rc = cio_http_router_add(rt, "GET", "/", hello, NULL);
+    if (rc == 0 && dir != NULL)
+        rc = cio_http_static_new(&st, dir);
+    if (rc == 0 && st != NULL)
+        rc = cio_http_router_add(rt, "GET", "/static/{path...}",
+                                 cio_http_static_handler, st);
     if (rc == 0)
         rc = cio_http_server_start(&s, &a, cio_http_router_handler, rt, NULL);
     if (rc == 0) {
@@ -38,16 +46,18 @@ static int serve(void *arg)
         rc = wr == -ECANCELED ? 0 : wr;
     }
     cio_http_router_free(rt);
+    cio_http_static_free(st);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: http_cio PORT\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: http_cio PORT [DIR]\n");
         return 2;
     }
     port = atoi(argv[1]);
+    dir = argc == 3 ? argv[2] : NULL;
     cio_config cfg;
     cio_config_init(&cfg);
     cfg.shutdown_grace = CIO_SEC / 10;

@@ -319,6 +319,11 @@ static int flush_op(hconn *c)
     return cio_stream_drain(c->s);
 }
 
+int cio__http_conn_flush(hconn *c)
+{
+    return timed(c, flush_op, c->hs->o.write_timeout, NULL);
+}
+
 int cio__http_conn_send(hconn *c, const void *p, size_t n)
 {
     int rc = cio_stream_write(c->s, p, n);

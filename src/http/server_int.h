@@ -70,6 +70,9 @@ typedef struct cio__http_head_cache {
 
 cio__http_head_cache *cio__http_server_head_cache(cio_http_server *s);
 
+/* Wait, under the write timeout, until everything written on the
+ * connection went to the kernel. */
+int cio__http_conn_flush(hconn *c);
 /* Send bytes on the connection under the write timeout. */
 int cio__http_conn_send(hconn *c, const void *p, size_t n);
 const char *cio__http_server_name(const cio_http_server *s);

@@ -8,6 +8,8 @@
 #include <inttypes.h>
 #include <linux/openat2.h>
 #include <strings.h>
+#include <signal.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -263,6 +265,63 @@ static int write_range(cio_http_writer *w, int fd, char *buf, int64_t from,
     return 0;
 }
 
+/* Whether the file's bytes may go by sendfile(2): a plain (not TLS)
+ * connection on a readiness backend (epoll). io_uring reads and sends as
+ * before: its writes are queued SENDs that a sendfile would overtake. */
+static bool use_sendfile(const cio_http_writer *w)
+{
+    return cio__http_server_opts(w->c->hs)->tls == NULL &&
+           cio__loop->bops->submit == NULL;
+}
+
+/* Send [from, from + len) of the file with sendfile(2), after what the
+ * connection has queued (the head): the kernel copies page cache to the
+ * socket. Waits for room under the write timeout. A failure leaves the
+ * body cut short, so the writer is marked failed and the connection
+ * closes. */
+static int sendfile_range(cio_http_writer *w, int fd, int64_t from, int64_t len)
+{
+    hconn *c = w->c;
+    int rc = cio_http_writer_write(w, NULL, 0); /* the head, if not out */
+    if (rc == 0)
+        rc = cio__http_conn_flush(c);
+    int sfd = cio_stream_fd(c->s);
+    off_t off = (off_t)from;
+    int64_t left = len;
+    int64_t timeout = cio__http_server_opts(c->hs)->write_timeout;
+    while (rc == 0 && left > 0) {
+        size_t want =
+            left > (int64_t)(1 << 30) ? (size_t)1 << 30 : (size_t)left;
+        ssize_t n = sendfile(sfd, fd, &off, want);
+        if (n > 0) {
+            left -= n;
+            w->bytes += (uint64_t)n;
+        } else if (n == 0) {
+            rc = -EIO; /* the file shrank */
+        } else if (errno == EAGAIN) {
+            rc = cio_fd_wait(sfd, CIO_WRITABLE, cio_deadline_after(timeout));
+            rc = rc > 0 ? 0 : rc;
+        } else if (errno != EINTR) {
+            rc = -errno;
+            if (rc == -EPIPE) {
+                /* The loop thread blocks SIGPIPE: take the one this
+                 * raised so that it is not delivered later. */
+                sigset_t ps;
+                sigemptyset(&ps);
+                sigaddset(&ps, SIGPIPE);
+                struct timespec zero = {0, 0};
+                while (sigtimedwait(&ps, NULL, &zero) == SIGPIPE)
+                    ;
+            }
+        }
+    }
+    if (rc < 0) {
+        w->failed = true;
+        c->keep_alive = false;
+    }
+    return rc;
+}
+
 static int send_file(cio_http_writer *w, int fd, int64_t from, int64_t len,
                      bool head)
 {
@@ -271,6 +330,10 @@ static int send_file(cio_http_writer *w, int fd, int64_t from, int64_t len,
         return rc;
     if (head)
         return cio_http_writer_end(w); /* the length, and no reading */
+    if (len > 0 && use_sendfile(w)) {
+        rc = sendfile_range(w, fd, from, len);
+        return rc < 0 ? rc : cio_http_writer_end(w);
+    }
     char *buf = cio__malloc(CHUNK);
     if (buf == NULL)
         return -ENOMEM;
@@ -331,8 +394,10 @@ static int send_ranges(cio_http_writer *w, int fd, const byte_range *rg, int n,
     for (int i = 0; i < n && rc == 0; i++) {
         size_t hl = part_head(ph, boundary, type, &rg[i], size);
         rc = cio_http_writer_write(w, ph, hl);
+        int64_t len = rg[i].to - rg[i].from + 1;
         if (rc == 0)
-            rc = write_range(w, fd, buf, rg[i].from, rg[i].to - rg[i].from + 1);
+            rc = use_sendfile(w) ? sendfile_range(w, fd, rg[i].from, len)
+                                 : write_range(w, fd, buf, rg[i].from, len);
     }
     cio__free(buf);
     if (rc == 0) {
