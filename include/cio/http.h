@@ -273,7 +273,8 @@ typedef struct cio_http_static cio_http_static;
  * ETag / If-None-Match and Last-Modified / If-Modified-Since (304), byte
  * ranges (206: one range as is, up to 16 as multipart/byteranges; 416
  * when none is satisfiable; more, overlapping or malformed ranges get the
- * whole file), and index.html for a directory. 0; -ENOENT / -ENOTDIR for a bad root; -ENOMEM. Does not
+ * whole file), and index.html for a directory. On plain connections on
+ * the epoll backend the file's bytes go by sendfile(2). 0; -ENOENT / -ENOTDIR for a bad root; -ENOMEM. Does not
  * suspend. */
 int cio_http_static_new(cio_http_static **out, const char *root);
 void cio_http_static_free(cio_http_static *st);
