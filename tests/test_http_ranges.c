@@ -138,8 +138,8 @@ TEST_REALTIME(http_ranges_edge_cases)
         "bytes=,",
         "bytes=0-1,--2",
         "bytes=99999999999999999999-",
-        "bytes=0-0,1-1,2-2,3-3,4-4,5-5,6-6,7-7,8-8,9-9,10-10,11-11,12-12,"
-        "13-13,14-14,15-15,0-0"};
+        ("bytes=0-0,1-1,2-2,3-3,4-4,5-5,6-6,7-7,8-8,9-9,10-10,11-11,12-12,"
+         "13-13,14-14,15-15,0-0")};
     for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
         int st = get_range(&f, "GET", whole[i], buf, sizeof buf);
         const char *body = strstr(buf, "\r\n\r\n");
