@@ -542,6 +542,15 @@ static int one_request(hconn *c, cio_http_req *r, cio_http_writer *w)
     c->idle = NULL;
     if (n <= 0 || hs->closing)
         return n < 0 ? (int)n : n == 0 ? CIO_EOF : CIO_ECLOSING;
+    if (c->reaped) {
+        /* The reaper ended the wait as a request came in: that request
+         * is served, in a fresh scope. */
+        c->reaped = false;
+        cio_scope_exit(&c->scope);
+        int rc = cio_scope_enter(&c->scope, CIO_NEVER, 0);
+        if (rc < 0)
+            return rc;
+    }
     /* Usually the whole head is in already: parse it before arming the
      * head deadline, which only a partial head needs. */
     int rc = parse(c, data, (size_t)n);
@@ -648,8 +657,10 @@ static int reaper(void *arg)
             return rc == -ECANCELED ? 0 : rc;
         int64_t now = cio_now();
         for (hconn *c = hs->conns; c; c = c->next)
-            if (c->idle && c->idle_deadline <= now)
+            if (c->idle && c->idle_deadline <= now) {
+                c->reaped = true;
                 cio_scope_cancel(c->idle);
+            }
     }
 }
 

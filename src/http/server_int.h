@@ -16,6 +16,7 @@ struct hconn {
     hconn *prev, *next;    /* the server's list */
     cio_scope scope;       /* the connection's: ended to close it idle */
     cio_scope *idle;       /* &scope while waiting for a next request */
+    bool reaped;           /* the reaper cancelled scope */
     int64_t idle_deadline; /* when the reaper ends that wait */
     cio_addr peer;
     hbuf url;  /* the request target being parsed */
