@@ -592,6 +592,7 @@ typedef struct cio__remote {
 /* Queue `r` for `l` and wake it. -ESHUTDOWN if `l` is closing.
  * Thread-safe. */
 int cio__remote_post(cio_loop *l, cio__remote *r);
+#define CIO__REMOTE_CLOSED ((cio__remote *)(uintptr_t)1)
 
 /* executor.c */
 typedef struct cio_pool cio_pool;
@@ -661,10 +662,10 @@ struct cio_loop {
     /* Calls from other threads: an eventfd wakes the loop. */
     int efd;
     cio__fdw ewatch;
-    pthread_mutex_t rmu;
-    cio__remote *rhead, *rtail;
-    bool rclosed;
-    _Atomic int rwriters; /* posters writing the eventfd after the lock */
+    /* Posts from other threads: a lock-free stack, newest first, or
+     * CIO__REMOTE_CLOSED once the loop no longer takes any. */
+    _Atomic(cio__remote *) rposts;
+    _Atomic int rwriters; /* posters between their push and last touch */
     /* Executor pools (built-in ones by kind). */
     cio_pool *pools[3];
     /* The resolver (src/net/dns.c), made at the first lookup. */

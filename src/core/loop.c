@@ -349,16 +349,27 @@ static bool wait_for_work(cio_loop *l)
 
 /* ---- calls from other threads -------------------------------------------- */
 
+/* The posts taken from the stack, newest first, in posting order. */
+static cio__remote *fifo(cio__remote *r)
+{
+    cio__remote *out = NULL;
+    while (r) {
+        cio__remote *next = r->next;
+        r->next = out;
+        out = r;
+        r = next;
+    }
+    return out;
+}
+
 static void on_remote(cio__fdw *w, unsigned events)
 {
+    (void)events;
     cio_loop *l = w->data;
     uint64_t v;
     if (read(l->efd, &v, sizeof v) < 0 && errno != EAGAIN)
         cio__report("eventfd read: %s", cio_strerror(-errno));
-    pthread_mutex_lock(&l->rmu);
-    cio__remote *r = l->rhead;
-    l->rhead = l->rtail = NULL;
-    pthread_mutex_unlock(&l->rmu);
+    cio__remote *r = fifo(atomic_exchange(&l->rposts, NULL));
     if (l->bops->watch(l->backend, &l->ewatch) < 0)
         cio__report("cannot watch the loop's eventfd");
     while (r) {
@@ -368,40 +379,38 @@ static void on_remote(cio__fdw *w, unsigned events)
     }
 }
 
+/* Lock-free: a post pushes onto l->rposts with one compare-and-swap, and
+ * the one that finds the stack empty writes the eventfd (the loop reads
+ * the eventfd before it takes the stack, so no post is left unseen).
+ * Once the push succeeds the loop may run `r` and finish (loops of
+ * cio_run_multi post to each other and end on their own), so remote_fini
+ * waits for the posters counted in rwriters before closing the eventfd;
+ * a poster counts itself before it looks at the stack, and one that then
+ * finds it closed never touches the eventfd. */
 int cio__remote_post(cio_loop *l, cio__remote *r)
 {
-    r->next = NULL;
-    pthread_mutex_lock(&l->rmu);
-    if (l->rclosed) {
-        pthread_mutex_unlock(&l->rmu);
-        return -ESHUTDOWN;
-    }
-    bool was_empty = l->rhead == NULL;
-    if (l->rtail)
-        l->rtail->next = r;
-    else
-        l->rhead = r;
-    l->rtail = r;
-    /* Write after the lock, so that the loop never waits for it across
-     * the system call; once the lock is released the loop may run `r` and
-     * finish (loops of cio_run_multi post to each other and end on their
-     * own), so remote_fini waits for the writers counted here. */
-    if (was_empty)
-        atomic_fetch_add(&l->rwriters, 1);
-    pthread_mutex_unlock(&l->rmu);
+    atomic_fetch_add(&l->rwriters, 1);
+    cio__remote *head = atomic_load(&l->rposts);
+    do {
+        if (head == CIO__REMOTE_CLOSED) {
+            atomic_fetch_sub(&l->rwriters, 1);
+            return -ESHUTDOWN;
+        }
+        r->next = head;
+    } while (!atomic_compare_exchange_weak(&l->rposts, &head, r));
     int rc = 0;
-    if (was_empty) {
+    if (head == NULL) {
         uint64_t one = 1;
         if (write(l->efd, &one, sizeof one) < 0 && errno != EAGAIN)
             rc = -errno;
-        atomic_fetch_sub(&l->rwriters, 1); /* last touch of `l` */
     }
+    atomic_fetch_sub(&l->rwriters, 1); /* last touch of `l` */
     return rc;
 }
 
 static int remote_init(cio_loop *l)
 {
-    pthread_mutex_init(&l->rmu, NULL);
+    atomic_init(&l->rposts, NULL);
     l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (l->efd == -1)
         return -errno;
@@ -413,11 +422,10 @@ static int remote_init(cio_loop *l)
 
 static void remote_fini(cio_loop *l)
 {
-    pthread_mutex_lock(&l->rmu);
-    l->rclosed = true;
-    cio__remote *r = l->rhead;
-    l->rhead = l->rtail = NULL;
-    pthread_mutex_unlock(&l->rmu);
+    cio__remote *r = atomic_exchange(&l->rposts, CIO__REMOTE_CLOSED);
+    if (r == CIO__REMOTE_CLOSED)
+        r = NULL;
+    r = fifo(r);
     while (atomic_load(&l->rwriters) > 0) /* a write or two in flight */
         sched_yield();
     while (r) {
@@ -427,7 +435,6 @@ static void remote_fini(cio_loop *l)
     }
     if (l->efd >= 0)
         close(l->efd);
-    pthread_mutex_destroy(&l->rmu);
 }
 
 static void loop_run(cio_loop *l)
