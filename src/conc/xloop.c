@@ -2,8 +2,8 @@
  * loops, SO_REUSEPORT servers on every loop.
  *
  * Waking a task of another loop always goes through that loop's remote
- * queue (cio__remote_post: a short critical section and, when the queue
- * was empty, one eventfd write after it). Channels pass messages without
+ * queue (cio__remote_post: a lock-free push and, when the queue was
+ * empty, one eventfd write after it). Channels pass messages without
  * it (see "channels" below); only parked tasks are woken through it. A
  * task that waits on something another loop completes parks with an
  * xwait on its own stack holding the remote; the waker takes the xwait
@@ -17,7 +17,8 @@
  * set publishes each loop in its slot (under the set's mutex) from just
  * before its main starts until the close hook, just before the loop is
  * freed, so a post made under that mutex never reaches a freed loop.
- * Lock order: set mutex or object mutex, then a loop's remote mutex. */
+ * Remote posts take no lock, so they may be made under the set's mutex
+ * or an object's. */
 #include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
