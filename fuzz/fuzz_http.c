@@ -33,6 +33,7 @@
 #include <cio.h>
 
 #include "fuzz_input.h"
+#include "fuzz_peer.h"
 
 #define MAX_CHUNKS 15
 
@@ -55,9 +56,7 @@ typedef struct fuzz_ctx {
     /* What the handler saw, in order: whether each request was HEAD. */
     bool *head;
     size_t nreq, capreq;
-    /* The server's output. */
-    unsigned char *out;
-    size_t outlen, outcap;
+    fuzz_output out; /* the server's output */
 } fuzz_ctx;
 
 static void parse(fuzz_ctx *x, const uint8_t *data, size_t size)
@@ -132,34 +131,7 @@ static int sender(void *arg)
     int fd = -1;
     int rc = cio_connect_addr(&fd, &x->addr);
     CHECK(rc == 0);
-    size_t pos = 0;
-    for (size_t i = 0; i < x->nchunks && rc == 0; i++) {
-        size_t n = x->chunks[i];
-        if (n > 0) {
-            ssize_t r = cio_send_all(fd, x->content + pos, n, NULL);
-            if (r < 0)
-                rc = (int)r; /* the server closed early: fine */
-            pos += n;
-        }
-        if (rc == 0)
-            rc = cio_sleep(0);
-    }
-    cio_shutdown(fd, SHUT_WR);
-    unsigned char buf[4096];
-    for (;;) {
-        ssize_t n = cio_recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) {
-            CHECK(n == 0 || n == -ECONNRESET);
-            break;
-        }
-        if (x->outlen + (size_t)n > x->outcap) {
-            x->outcap = (x->outlen + (size_t)n) * 2;
-            x->out = realloc(x->out, x->outcap);
-            CHECK(x->out != NULL);
-        }
-        memcpy(x->out + x->outlen, buf, (size_t)n);
-        x->outlen += (size_t)n;
-    }
+    fuzz_exchange(fd, x->content, x->chunks, x->nchunks, &x->out);
     cio_close(fd);
     return 0;
 }
@@ -204,15 +176,15 @@ static void check_output(fuzz_ctx *x)
     llhttp_init(&p, HTTP_RESPONSE, &set);
     rstate st = {x, 0};
     p.data = &st;
-    const char *s = (const char *)x->out;
+    const char *s = (const char *)x->out.p;
     size_t off = 0;
-    while (off < x->outlen) {
-        CHECK(x->outlen - off >= 13);
+    while (off < x->out.len) {
+        CHECK(x->out.len - off >= 13);
         CHECK(memcmp(s + off, "HTTP/1.1 ", 9) == 0);
         CHECK(digit((unsigned char)s[off + 9]) &&
               digit((unsigned char)s[off + 10]) &&
               digit((unsigned char)s[off + 11]) && s[off + 12] == ' ');
-        llhttp_errno_t e = llhttp_execute(&p, s + off, x->outlen - off);
+        llhttp_errno_t e = llhttp_execute(&p, s + off, x->out.len - off);
         if (e == HPE_OK) {
             /* No message end in the rest: it must end at EOF. */
             CHECK(llhttp_finish(&p) == HPE_OK);
@@ -220,7 +192,7 @@ static void check_output(fuzz_ctx *x)
         }
         CHECK(e == HPE_PAUSED);
         const char *end = llhttp_get_error_pos(&p);
-        CHECK(end > s + off && end <= s + x->outlen);
+        CHECK(end > s + off && end <= s + x->out.len);
         off = (size_t)(end - s);
         llhttp_resume(&p);
     }
@@ -294,8 +266,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(cio__alloc_live() == before);
     /* CIO_FUZZ_DUMP=1 shows the server's output (to check the seeds). */
     if (getenv("CIO_FUZZ_DUMP") != NULL)
-        fwrite(x.out, 1, x.outlen, stderr);
+        fwrite(x.out.p, 1, x.out.len, stderr);
     free(x.head);
-    free(x.out);
+    free(x.out.p);
     return 0;
 }

@@ -32,6 +32,7 @@
 #include <cio.h>
 
 #include "fuzz_input.h"
+#include "fuzz_peer.h"
 #include <cio/websocket.h>
 
 #define MAX_CHUNKS 15
@@ -67,8 +68,7 @@ typedef struct fuzz_ctx {
     bool accepted;
     size_t messages, echoed;
     int last; /* cio_ws_recv's final result */
-    unsigned char *out;
-    size_t outlen, outcap;
+    fuzz_output out; /* the server's output */
 } fuzz_ctx;
 
 static void parse(fuzz_ctx *x, const uint8_t *data, size_t size)
@@ -180,37 +180,8 @@ static int client(void *arg)
     fuzz_ctx *x = arg;
     int fd = -1;
     CHECK(cio_connect_addr(&fd, &x->addr) == 0);
-    int rc = (int)cio_send_all(fd, upgrade, sizeof upgrade - 1, NULL);
-    CHECK(rc >= 0);
-    rc = 0;
-    size_t pos = 0;
-    for (size_t i = 0; i < x->nchunks && rc == 0; i++) {
-        size_t n = x->chunks[i];
-        if (n > 0) {
-            ssize_t r = cio_send_all(fd, x->content + pos, n, NULL);
-            if (r < 0)
-                rc = (int)r; /* the server closed early: fine */
-            pos += n;
-        }
-        if (rc == 0)
-            rc = cio_sleep(0);
-    }
-    cio_shutdown(fd, SHUT_WR);
-    unsigned char buf[4096];
-    for (;;) {
-        ssize_t n = cio_recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) {
-            CHECK(n == 0 || n == -ECONNRESET);
-            break;
-        }
-        if (x->outlen + (size_t)n > x->outcap) {
-            x->outcap = (x->outlen + (size_t)n) * 2;
-            x->out = realloc(x->out, x->outcap);
-            CHECK(x->out != NULL);
-        }
-        memcpy(x->out + x->outlen, buf, (size_t)n);
-        x->outlen += (size_t)n;
-    }
+    CHECK(cio_send_all(fd, upgrade, sizeof upgrade - 1, NULL) >= 0);
+    fuzz_exchange(fd, x->content, x->chunks, x->nchunks, &x->out);
     cio_close(fd);
     return 0;
 }
@@ -218,8 +189,8 @@ static int client(void *arg)
 static void check_output(fuzz_ctx *x)
 {
     CHECK(x->accepted);
-    const unsigned char *p = x->out;
-    size_t n = x->outlen;
+    const unsigned char *p = x->out.p;
+    size_t n = x->out.len;
     static const char status[] = "HTTP/1.1 101 Switching Protocols\r\n";
     CHECK(n >= sizeof status - 1 && memcmp(p, status, sizeof status - 1) == 0);
     const unsigned char *end = memmem(p, n, "\r\n\r\n", 4);
@@ -325,7 +296,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(cio__alloc_live() == before);
     if (getenv("CIO_FUZZ_DUMP") != NULL)
         fprintf(stderr, "messages %zu echoed %zu last %d output %zu bytes\n",
-                x.messages, x.echoed, x.last, x.outlen);
-    free(x.out);
+                x.messages, x.echoed, x.last, x.out.len);
+    free(x.out.p);
     return 0;
 }
