@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "test.h"
+#include "echo.h"
 
 static void cancel_root(void *arg)
 {
@@ -62,28 +63,13 @@ static int sweep(cio_task_fn scenario, void *arg, int (*check)(void *))
 
 /* ---- scenario: a stream echo exchange with a server --------------------- */
 
-static int echo(cio_stream *s, void *arg)
-{
-    (void)arg;
-    char line[64];
-    ssize_t n;
-    while ((n = cio_stream_readline(s, line, sizeof line)) > 0) {
-        int rc = cio_stream_write(s, line, (size_t)n);
-        if (rc == 0)
-            rc = cio_stream_drain(s);
-        if (rc < 0)
-            return rc;
-    }
-    return (int)n;
-}
-
 static int echo_exchange(void *arg)
 {
     (void)arg;
     cio_addr a;
     cio_addr_ip(&a, "127.0.0.1", 0);
     cio_server *srv;
-    int rc = cio_server_start(&srv, &a, echo, NULL, NULL);
+    int rc = cio_server_start(&srv, &a, serve_echo, NULL, NULL);
     if (rc < 0)
         return rc;
     cio_stream *c = NULL;

@@ -18,25 +18,11 @@
 
 #include "internal.h"
 #include "test.h"
+#include "echo.h"
 
 #include "faults.h"
 
 /* ---- the scenario: an echo server and a client ------------------------- */
-
-static int echo(cio_stream *s, void *arg)
-{
-    (void)arg;
-    char line[64];
-    ssize_t n;
-    while ((n = cio_stream_readline(s, line, sizeof line)) > 0) {
-        int rc = cio_stream_write(s, line, (size_t)n);
-        if (rc == 0)
-            rc = cio_stream_drain(s);
-        if (rc < 0)
-            return rc;
-    }
-    return (int)n;
-}
 
 /* Three lines echoed through a fresh server, under a 2 s deadline. */
 static int exchange(void)
@@ -48,7 +34,7 @@ static int exchange(void)
     cio_addr a;
     cio_addr_ip(&a, "127.0.0.1", 0);
     cio_server *srv;
-    int rc = cio_server_start(&srv, &a, echo, NULL, NULL);
+    int rc = cio_server_start(&srv, &a, serve_echo, NULL, NULL);
     if (rc < 0) {
         cio_scope_exit(&sc);
         return rc;

@@ -6,24 +6,7 @@
 #include <unistd.h>
 
 #include "test.h"
-
-static int echo(cio_stream *s, void *arg)
-{
-    int *served = arg;
-    char line[256];
-    for (;;) {
-        ssize_t n = cio_stream_readline(s, line, sizeof line);
-        if (n <= 0)
-            return (int)n;
-        int rc = cio_stream_write(s, line, (size_t)n);
-        if (rc == 0)
-            rc = cio_stream_drain(s);
-        if (rc < 0)
-            return rc;
-        if (served)
-            (*served)++;
-    }
-}
+#include "echo.h"
 
 static int start_echo(cio_server **srv, const char *ip, int *served,
                       const cio_server_opts *o)
@@ -32,7 +15,7 @@ static int start_echo(cio_server **srv, const char *ip, int *served,
     int rc = cio_addr_ip(&a, ip, 0);
     if (rc < 0)
         return rc;
-    return cio_server_start(srv, &a, echo, served, o);
+    return cio_server_start(srv, &a, serve_echo, served, o);
 }
 
 static int roundtrip(const cio_addr *a, const char *msg)
@@ -76,7 +59,7 @@ TEST_REALTIME(server_unix_domain)
     cio_addr a;
     ASSERT_OK(cio_addr_unix(&a, path));
     cio_server *srv;
-    ASSERT_OK(cio_server_start(&srv, &a, echo, NULL, NULL));
+    ASSERT_OK(cio_server_start(&srv, &a, serve_echo, NULL, NULL));
     ASSERT_OK(roundtrip(cio_server_addr(srv), "over unix\n"));
     ASSERT_OK(cio_server_close(srv, CIO_SEC));
     unlink(path);

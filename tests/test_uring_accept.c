@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "test.h"
+#include "echo.h"
 
 static bool multishot(void)
 {
@@ -29,23 +30,6 @@ static int count_fds(void)
         n++;
     closedir(d);
     return n - 3; /* ".", ".." and the DIR's own */
-}
-
-static int echo(cio_stream *s, void *arg)
-{
-    int *served = arg;
-    char line[64];
-    for (;;) {
-        ssize_t n = cio_stream_readline(s, line, sizeof line);
-        if (n <= 0)
-            return (int)n;
-        int rc = cio_stream_write(s, line, (size_t)n);
-        if (rc == 0)
-            rc = cio_stream_drain(s);
-        if (rc < 0)
-            return rc;
-        (*served)++;
-    }
 }
 
 static int start(cio_server **srv, cio_conn_fn fn, void *arg,
@@ -88,7 +72,7 @@ TEST_REALTIME(accept_many_connections_from_one_submission)
 {
     int served = 0;
     cio_server *srv;
-    ASSERT_OK(start(&srv, echo, &served, NULL));
+    ASSERT_OK(start(&srv, serve_echo, &served, NULL));
     enum { N = 300 };
     static client args[N];
     static cio_call calls[N];
@@ -243,7 +227,7 @@ static int run_server(void *arg)
 {
     int *port = arg;
     cio_server *srv;
-    int rc = start(&srv, echo, &(int){0}, NULL);
+    int rc = start(&srv, serve_echo, &(int){0}, NULL);
     if (rc < 0)
         return rc;
     *port = cio_addr_port(cio_server_addr(srv));
@@ -287,7 +271,7 @@ TEST_NATIVE(accept_recovers_after_emfile)
 {
     int served = 0;
     cio_server *srv;
-    ASSERT_OK(start(&srv, echo, &served, NULL));
+    ASSERT_OK(start(&srv, serve_echo, &served, NULL));
     struct rlimit old, lim;
     ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &old));
     enum { N = 8 };
