@@ -60,6 +60,14 @@ typedef struct cio__ctx {
 void cio__ctx_make(cio__ctx *c, void *lo, size_t size, void (*entry)(void));
 /* Save the current context into `from`, resume `to`. */
 void cio__ctx_switch(cio__ctx *from, cio__ctx *to);
+/* Save the current context into `from` (as cio__ctx_switch does) and call
+ * entry(arg) on the stack [lo, lo+size), whose context is `self`. If entry
+ * returns, `from` resumes: cio__ctx_start returns. entry may instead leave
+ * for good by switching away; `from` then resumes when switched to. A task
+ * that ends without ever suspending thus costs a call and a return, not
+ * two full switches (whose returns the CPU cannot predict). */
+void cio__ctx_start(cio__ctx *from, cio__ctx *self, void *lo, size_t size,
+                    void (*entry)(void *), void *arg);
 
 /* ---- stacks (stack.c) ---------------------------------------------------- */
 typedef struct cio__stack_pool cio__stack_pool;
@@ -202,12 +210,16 @@ const char *cio__wait_kind_name(int kind);
 #define CIO__T_JOINED 0x04u    /* result retrieved */
 #define CIO__T_MAIN 0x08u
 #define CIO__T_IN_DONE 0x10u   /* on its group's done list */
+#define CIO__T_STARTED 0x20u   /* its code has begun to run */
 
 #define CIO__NAME_MAX 32
 
 struct cio_task {
     cio__ctx ctx;
     cio_loop *loop;
+    /* The context that started it, while it has not suspended since: when
+     * it ends, that context resumes by a plain return (cio__ctx_start). */
+    cio__ctx *starter;
     cio_task *runq_next;
     cio_task *all_prev, *all_next; /* loop's list of live tasks */
     int state;
@@ -637,7 +649,7 @@ struct cio_loop {
     cio_task *dead; /* finished task whose stack is still to release */
     uint64_t next_id;
     long external; /* wakeups promised from outside the loop */
-    unsigned steps_since_poll;
+    uint64_t poll_mark; /* stats.switches at the last poll */
     long closing_ops; /* operations of closed objects still in flight */
     /* Operations in flight that no task waits on (a stream's multishot
      * receive between reads): not work that could wake a task, so the
@@ -766,6 +778,12 @@ static inline int cio__checkpoint(cio_task *t)
 void cio__task_suspend(cio_task *t);
 /* First thing a new task does: finish the switch that started it. */
 void cio__task_started(cio_loop *l);
+/* The finished task `t` (state CIO__DONE) leaves for good. Returns only
+ * when the context that started `t` runs next: the task's entry function
+ * then returns into cio__ctx_start. */
+void cio__task_end(cio_task *t);
+/* The entry function of every task's stack (task.c). */
+void cio__task_main(void *arg);
 /* Update l->now from the clock (no-op on the virtual clock). */
 void cio__loop_update_now(cio_loop *l);
 void cio__timer_arm(cio_loop *l, cio__timer *t, int64_t when);

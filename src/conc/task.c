@@ -4,9 +4,6 @@
 
 #include "internal.h"
 
-#ifdef CIO__ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
 #ifdef CIO__TSAN
 #include <sanitizer/tsan_interface.h>
 #endif
@@ -158,7 +155,7 @@ void cio__task_dispose_all(cio_loop *l)
 
 /* ---- running ------------------------------------------------------------- */
 
-static _Noreturn void task_exit(cio_task *t, int rc)
+static void task_exit(cio_task *t, int rc)
 {
     cio_loop *l = t->loop;
     if (t->groups)
@@ -184,17 +181,13 @@ static _Noreturn void task_exit(cio_task *t, int rc)
     }
     if (t->flags & CIO__T_DETACHED)
         report_unretrieved(t, "detached task");
-    cio__task_suspend(t);
-    __builtin_unreachable();
+    cio__task_end(t);
 }
 
-static void task_entry(void)
+void cio__task_main(void *arg)
 {
-#ifdef CIO__ASAN
-    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
-#endif
-    cio__task_started(cio__loop);
-    cio_task *t = cio__loop->current;
+    cio_task *t = arg;
+    cio__task_started(t->loop);
     task_exit(t, t->fn(t->arg));
 }
 
@@ -255,7 +248,6 @@ int cio__spawn(cio_task **out, cio_group *g, cio_task_fn fn, void *arg,
         if (t->name[0] == '\0')
             t->name[0] = '?';
     }
-    cio__ctx_make(&t->ctx, t->stack.lo, t->stack.size, task_entry);
 #ifdef CIO__TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -299,7 +291,9 @@ static bool take_off(cio_task *t)
 static void arm(cio_task *t)
 {
     int64_t d = t->call_deadline;
-    if (!(t->park_flags & CIO__PARK_UNINTERRUPTIBLE)) {
+    /* No scope anywhere has a deadline: the chain has none. */
+    if (t->loop->deadline_scopes > 0 &&
+        !(t->park_flags & CIO__PARK_UNINTERRUPTIBLE)) {
         cio__chain_sync(t);
         if (t->cc_deadline < d)
             d = t->cc_deadline;

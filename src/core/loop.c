@@ -96,96 +96,143 @@ static inline void enter_task(cio_loop *l, cio_task *t)
     l->current = t;
     t->state = CIO__RUNNING;
     l->stats.switches++;
-    l->steps_since_poll++;
     if (CIO__UNLIKELY(l->debug)) {
         t->run_start = mono_now();
         cio__watchdog_enter(l, t);
     }
 }
 
-static void switch_into(cio_loop *l, cio_task *t)
+/* Save the running context in `from` and run `next` (NULL: the loop),
+ * which the caller has entered. A task never run before starts with a
+ * call on its stack (cio__ctx_start); it may come back by returning, when
+ * `from` is not dying. Returns when something switches back to `from`. */
+static inline __attribute__((always_inline)) void
+go(cio_loop *l, cio__ctx *from, cio_task *next, bool dying)
 {
 #ifdef CIO__ASAN
     void *fake = NULL;
-    __sanitizer_start_switch_fiber(&fake, t->stack.lo, t->stack.size);
+    __sanitizer_start_switch_fiber(dying ? NULL : &fake,
+                                   next ? next->stack.lo : l->thread_stack_lo,
+                                   next ? next->stack.size
+                                        : l->thread_stack_size);
 #endif
 #ifdef CIO__TSAN
-    __tsan_switch_to_fiber(t->tsan_fiber, 0);
+    __tsan_switch_to_fiber(next ? next->tsan_fiber : l->tsan_fiber, 0);
 #endif
-    cio__ctx_switch(&l->ctx, &t->ctx);
+    if (next && !(next->flags & CIO__T_STARTED)) {
+        next->flags |= CIO__T_STARTED;
+        next->starter = dying ? NULL : from;
+        cio__ctx_start(from, &next->ctx, next->stack.lo, next->stack.size,
+                       cio__task_main, next);
+    } else {
+        cio__ctx_switch(from, next ? &next->ctx : &l->ctx);
+    }
 #ifdef CIO__ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
+    after_switch(l);
 }
 
 void cio__task_started(cio_loop *l)
 {
+#ifdef CIO__ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
     after_switch(l);
 }
 
 static cio_task *runq_pop(cio_loop *l);
 
-/* Checks done each time a task stops running. */
-static void leave_task(cio_loop *l, cio_task *t)
+static __attribute__((noinline)) void leave_slow(cio_loop *l, cio_task *t)
 {
-    if (CIO__UNLIKELY(!cio__stack_canary_ok(&t->stack))) {
+    if (!cio__stack_canary_ok(&t->stack)) {
         cio__report("stack overflow in task %s (stack %zu bytes)",
                     cio_task_name(t), t->stack.size);
         abort();
     }
-    if (CIO__UNLIKELY(l->debug)) {
-        cio__watchdog_leave(l);
-        int64_t took = mono_now() - t->run_start;
-        l->stats.task_ns += took;
-        if (took > l->slow_step)
-            cio__report("slow step: task %s ran %.3f ms without suspending",
-                        cio_task_name(t), (double)took / CIO_MSEC);
+    if (!l->debug)
+        return;
+    cio__watchdog_leave(l);
+    int64_t took = mono_now() - t->run_start;
+    l->stats.task_ns += took;
+    if (took > l->slow_step)
+        cio__report("slow step: task %s ran %.3f ms without suspending",
+                    cio_task_name(t), (double)took / CIO_MSEC);
+}
+
+/* Checks done each time a task stops running. */
+static inline void leave_task(cio_loop *l, cio_task *t)
+{
+    if (CIO__UNLIKELY(!cio__stack_canary_ok(&t->stack) || l->debug))
+        leave_slow(l, t);
+}
+
+/* The task to run after `t` stops: the next runnable one while the chain
+ * lasts, else NULL (the loop). */
+static inline cio_task *chain_next(cio_loop *l)
+{
+    if (l->chain_left > 0 && l->runq_head) {
+        l->chain_left--;
+        return runq_pop(l);
     }
+    return NULL;
 }
 
 void cio__task_suspend(cio_task *t)
 {
     cio_loop *l = t->loop;
     leave_task(l, t);
-    cio_task *next = NULL;
-    if (l->chain_left > 0 && l->runq_head) {
-        l->chain_left--;
-        next = runq_pop(l);
-        if (next == t) {
-            /* It yielded and nothing else is runnable: go on. */
-            enter_task(l, t);
-            return;
-        }
+    t->starter = NULL;
+    cio_task *next = chain_next(l);
+    if (next == t) {
+        /* It yielded and nothing else is runnable: go on. */
+        enter_task(l, t);
+        return;
     }
     bool dying = t->state == CIO__DONE;
     if (dying)
         l->dead = t;
-    void *to_lo = l->thread_stack_lo;
-    size_t to_size = l->thread_stack_size;
-    cio__ctx *to = &l->ctx;
-    if (next) {
+    if (next)
         enter_task(l, next);
-        to_lo = next->stack.lo;
-        to_size = next->stack.size;
-        to = &next->ctx;
-    } else {
+    else
         l->current = NULL;
-    }
+    go(l, &t->ctx, next, dying);
+}
+
+void cio__task_end(cio_task *t)
+{
+    cio_loop *l = t->loop;
+    cio__ctx *s = t->starter;
+    if (s) {
+        /* It never suspended: whatever started it is still frozen in
+         * cio__ctx_start. If that runs next, return to it. */
+        cio_task *j = s == &l->ctx ? NULL : CIO__CONTAINER(s, cio_task, ctx);
+        bool chain = l->chain_left > 0 && l->runq_head;
+        if (j ? chain && l->runq_head == j : !chain) {
+            leave_task(l, t);
+            l->dead = t;
+            if (j) {
+                l->chain_left--;
+                runq_pop(l);
+                enter_task(l, j);
+            } else {
+                l->current = NULL;
+            }
 #ifdef CIO__ASAN
-    void *fake = NULL;
-    __sanitizer_start_switch_fiber(dying ? NULL : &fake, to_lo, to_size);
-#else
-    (void)to_lo;
-    (void)to_size;
+            __sanitizer_start_switch_fiber(NULL,
+                                           j ? j->stack.lo
+                                             : l->thread_stack_lo,
+                                           j ? j->stack.size
+                                             : l->thread_stack_size);
 #endif
 #ifdef CIO__TSAN
-    __tsan_switch_to_fiber(next ? next->tsan_fiber : l->tsan_fiber, 0);
+            __tsan_switch_to_fiber(j ? j->tsan_fiber : l->tsan_fiber, 0);
 #endif
-    cio__ctx_switch(&t->ctx, to);
-#ifdef CIO__ASAN
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#endif
-    after_switch(l);
+            return;
+        }
+    }
+    cio__task_suspend(t);
+    __builtin_unreachable();
 }
 
 static cio_task *runq_pop(cio_loop *l)
@@ -203,9 +250,8 @@ static void run_task(cio_loop *l, cio_task *t)
 {
     l->chain_left = CHAIN_STEPS;
     enter_task(l, t);
-    switch_into(l, t);
+    go(l, &l->ctx, t, false);
     l->current = NULL;
-    after_switch(l);
 }
 
 /* ---- shutdown and deadlock ----------------------------------------------- */
@@ -309,8 +355,8 @@ static int poll_backend(cio_loop *l, int64_t timeout)
 static bool wait_for_work(cio_loop *l)
 {
     if (l->runq_len > 0) {
-        if (l->steps_since_poll >= POLL_INTERVAL) {
-            l->steps_since_poll = 0;
+        if (l->stats.switches - l->poll_mark >= POLL_INTERVAL) {
+            l->poll_mark = l->stats.switches;
             poll_backend(l, 0);
         }
         /* The clock matters only to timers and to scope deadlines. */
@@ -320,7 +366,7 @@ static bool wait_for_work(cio_loop *l)
         }
         return true;
     }
-    l->steps_since_poll = 0;
+    l->poll_mark = l->stats.switches;
     if (l->blocked_waiters.head) {
         while (cio__waitq_grant(&l->blocked_waiters, NULL))
             ;

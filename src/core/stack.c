@@ -13,9 +13,12 @@
  * Costs measured on the build VM: mmap + guard + munmap of a 64 KiB stack
  * ~8.5 us; taking a pooled stack is a pointer pop (a few ns), so spawn
  * never maps in steady state. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -29,6 +32,12 @@
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef PIDFD_SELF
+#define PIDFD_SELF (-10000)
 #endif
 
 #define CANARY CIO__STACK_CANARY
@@ -55,6 +64,10 @@ typedef struct size_class {
 } size_class;
 
 struct cio__stack_pool {
+    /* The class of the last size asked for, before rounding: most tasks
+     * use the default size, so this skips the rounding and the search. */
+    size_t hot_size;
+    size_class *hot;
     size_class classes[MAX_CLASSES];
     int nclasses;
     slab *slabs;
@@ -182,6 +195,62 @@ static void push_free(size_class *sc, const cio__stack *s)
     sc->nfree++;
 }
 
+/* One process_madvise(2) call on this process for `n` one-page ranges;
+ * false if the kernel does not take it (before 6.15: no PIDFD_SELF, or
+ * that advice refused), and the caller advises range by range. */
+static bool madvise_pages(struct iovec *iov, size_t n, int advice)
+{
+#ifdef SYS_process_madvise
+    static atomic_bool unsupported;
+    if (n == 0 || atomic_load_explicit(&unsupported, memory_order_relaxed))
+        return false;
+#ifdef CIO_HAVE_VALGRIND
+    if (RUNNING_ON_VALGRIND) { /* it does not know the call and says so */
+        atomic_store_explicit(&unsupported, true, memory_order_relaxed);
+        return false;
+    }
+#endif
+    long done = syscall(SYS_process_madvise, PIDFD_SELF, iov, n, advice, 0);
+    if (done == (long)(n * cio__page_size()))
+        return true;
+    if (done < 0 && (errno == EBADF || errno == EINVAL || errno == ENOSYS ||
+                     errno == EPERM))
+        atomic_store_explicit(&unsupported, true, memory_order_relaxed);
+#else
+    (void)iov;
+    (void)n;
+    (void)advice;
+#endif
+    return false;
+}
+
+/* Guard every stack of a new slab and make each one's top page resident
+ * (every task touches it: the pool's link, then its first frames), two
+ * system calls for the slab where the kernel allows. Populating costs the
+ * kernel less than the page faults it saves: 1.35 against 2.2 us a page
+ * on the build VM, where 100,000 tasks' first pages are most of the cost
+ * of starting them. Returns how many leading stacks are guarded. */
+#define SLAB_BATCH 64
+static size_t prepare_slab(char *base, size_t n, size_t each)
+{
+    size_t pg = cio__page_size();
+    struct iovec iov[SLAB_BATCH];
+    size_t guarded = 0;
+    for (size_t i = 0; i < n; i += SLAB_BATCH) {
+        size_t k = n - i < SLAB_BATCH ? n - i : SLAB_BATCH;
+        for (size_t j = 0; j < k; j++)
+            iov[j] = (struct iovec){base + (i + j + 1) * each - pg, pg};
+        madvise_pages(iov, k, MADV_POPULATE_WRITE);
+        if (guarded != i || probe_guard_mode() != GUARD_MADVISE)
+            continue;
+        for (size_t j = 0; j < k; j++)
+            iov[j] = (struct iovec){base + (i + j) * each, pg};
+        if (madvise_pages(iov, k, MADV_GUARD_INSTALL))
+            guarded += k;
+    }
+    return guarded;
+}
+
 /* Map a slab of stacks of `sc->size` usable bytes and pool them all. */
 static int map_slab(cio__stack_pool *p, size_class *sc)
 {
@@ -203,11 +272,12 @@ static int map_slab(cio__stack_pool *p, size_class *sc)
     s->mprotected = 0;
     s->next = p->slabs;
     p->slabs = s;
+    size_t guarded = prepare_slab(s->base, n, each);
     /* Push in reverse so stacks are handed out in address order. */
     for (size_t i = n; i-- > 0;) {
         char *g = (char *)s->base + i * each;
         cio__stack st = {.lo = g + pg, .size = sc->size};
-        st.canary = !guard(g, &s->mprotected);
+        st.canary = i >= guarded && !guard(g, &s->mprotected);
         if (st.canary)
             *(uint64_t *)st.lo = CANARY;
 #ifdef CIO_HAVE_VALGRIND
@@ -222,12 +292,16 @@ static int map_slab(cio__stack_pool *p, size_class *sc)
 
 int cio__stack_get(cio__stack_pool *p, size_t size, cio__stack *out)
 {
-    size_t pg = cio__page_size();
-    size = (size + pg - 1) & ~(pg - 1);
-    size_class *sc = find_class(p, size);
-    if (sc == NULL)
-        return -ENOMEM;
-    if (sc->free == NULL) {
+    size_class *sc = p->hot;
+    if (CIO__UNLIKELY(size != p->hot_size || sc == NULL)) {
+        size_t pg = cio__page_size();
+        sc = find_class(p, (size + pg - 1) & ~(pg - 1));
+        if (sc == NULL)
+            return -ENOMEM;
+        p->hot = sc;
+        p->hot_size = size;
+    }
+    if (CIO__UNLIKELY(sc->free == NULL)) {
         int rc = map_slab(p, sc);
         if (rc < 0)
             return rc;
@@ -246,7 +320,9 @@ void cio__stack_put(cio__stack_pool *p, const cio__stack *s)
     /* A task that finished left its frames' redzones poisoned. */
     __asan_unpoison_memory_region(s->lo, s->size);
 #endif
-    size_class *sc = find_class(p, s->size);
+    size_class *sc = p->hot && p->hot->size == s->size
+                         ? p->hot
+                         : find_class(p, s->size);
     if (s->canary)
         *(uint64_t *)s->lo = CANARY;
     push_free(sc, s);

@@ -33,11 +33,11 @@ expect = [
     "in sleeper",
     "cio_event_wait (e=",  # an inlined frame prints without "in"
     "in waiter",
-    "cio__ctx_trampoline",
+    "cio__ctx_start",
 ]
 missing = [e for e in expect if e not in out]
 # After `cio bt` the thread's own registers are back.
-tail = out.split("cio__ctx_trampoline")[-1]
+tail = out.split("cio__ctx_start")[-1]
 if "cio_gdb_stop_here" not in tail:
     missing.append("the thread's registers restored after cio bt")
 for m in missing:
