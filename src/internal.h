@@ -244,9 +244,10 @@ struct cio_task {
     int budget;
     int timed_scopes; /* its open scopes with a deadline */
     /* Cached cancellation state of its scope chain, valid while
-     * cc_epoch == loop->cancel_epoch and cc_scope == scope. */
+     * cc_epoch == loop->cancel_epoch (which starts at 1). Whatever changes
+     * the task's chain (a scope or group opened or closed) sets cc_epoch
+     * to 0. */
     uint64_t cc_epoch;
-    const cio_scope *cc_scope;
     int64_t cc_deadline; /* nearest deadline on the chain */
     int64_t cc_until;    /* cc_deadline, or INT64_MIN if cancelled */
     /* What the task waits on, and how to take it off when interrupted. */
@@ -750,8 +751,7 @@ static inline int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w,
 
 static inline void cio__chain_sync(cio_task *t)
 {
-    if (CIO__UNLIKELY(t->cc_epoch != t->loop->cancel_epoch ||
-                      t->cc_scope != t->scope))
+    if (CIO__UNLIKELY(t->cc_epoch != t->loop->cancel_epoch))
         cio__chain_state(t);
 }
 

@@ -305,6 +305,7 @@ void cio__group_close_all(cio_task *t)
     while (t->groups) {
         cio_group *g = t->groups;
         t->scope = &g->scope;
+        t->cc_epoch = 0;
         cio__report("task %s returned with a group open; joining it",
                     cio_task_name(t));
         int rc = cio_group_join(g);

@@ -277,7 +277,9 @@ int cio_queue_get(cio_queue *q, void **item)
     rc = try_get(q, item);
     if (rc != -EAGAIN)
         return rc;
-    getter_wait gw = {0};
+    getter_wait gw;
+    gw.w.value = NULL;
+    gw.seq = 0;
     rc = cio__park_q(t, &q->getters, &gw.w, CIO__W_QUEUE_GET, q, CIO_NEVER,
                      0);
     if (rc < 0)

@@ -57,7 +57,6 @@ void cio__chain_state(cio_task *t)
             break;
     }
     t->cc_epoch = t->loop->cancel_epoch;
-    t->cc_scope = t->scope;
     t->cc_deadline = d;
     t->cc_until = cancelled ? INT64_MIN : d;
 }

@@ -44,13 +44,25 @@ static const char *task_name(cio_task *t)
 
 static void task_timer_fire(cio_loop *l, cio__timer *tm);
 
+/* Zero a recycled task in 64-byte pieces: compilers turn one memset of
+ * the whole struct into `rep stos`, whose start-up costs more than the
+ * two dozen vector stores these become. */
+static inline void task_zero(cio_task *t)
+{
+    char *p = (char *)t;
+    size_t i = 0;
+    for (; i + 64 <= sizeof *t; i += 64)
+        memset(p + i, 0, 64);
+    memset(p + i, 0, sizeof *t - i);
+}
+
 static cio_task *task_alloc(cio_loop *l)
 {
     cio_task *t = l->free_tasks;
     if (t) {
         l->free_tasks = t->runq_next;
         l->free_tasks_n--;
-        memset(t, 0, sizeof *t);
+        task_zero(t);
         return t;
     }
     return cio__calloc(1, sizeof *t);
