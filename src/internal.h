@@ -325,12 +325,17 @@ void cio__cancel_refresh(cio_task *t);
     if (CIO__UNLIKELY(t == NULL))       \
         return CIO_ENOTASK
 
-void cio__task_ref(cio_task *t);
+/* Free a task struct whose last reference went (to the loop's cache). */
+void cio__task_dispose(cio_task *t);
 /* Loop side of a finished task: recycle its stack, drop its run ref. */
 void cio__task_release_stack(cio_task *t);
 /* At loop close: free every task struct left. */
 void cio__task_dispose_all(cio_loop *l);
-void cio__task_unref(cio_task *t);
+static inline void cio__task_unref(cio_task *t)
+{
+    if (--t->refs == 0)
+        cio__task_dispose(t);
+}
 int cio__spawn(cio_task **out, cio_group *g, cio_task_fn fn, void *arg,
                const cio_spawn_opts *opts, void *site);
 /* Join `t` without being interruptible (for wait_for, gen close). */

@@ -68,16 +68,19 @@ static cio_task *task_alloc(cio_loop *l)
     return cio__calloc(1, sizeof *t);
 }
 
-static void task_dispose(cio_loop *l, cio_task *t)
+void cio__task_dispose(cio_task *t)
 {
+    cio_loop *l = t->loop;
     if (t->all_prev)
         t->all_prev->all_next = t->all_next;
     else
         l->tasks = t->all_next;
     if (t->all_next)
         t->all_next->all_prev = t->all_prev;
-    cio__free(t->errmsg);
-    t->errmsg = NULL;
+    if (t->errmsg) {
+        cio__free(t->errmsg);
+        t->errmsg = NULL;
+    }
     if (l->free_tasks_n < FREE_TASKS_MAX) {
         t->runq_next = l->free_tasks;
         l->free_tasks = t;
@@ -85,17 +88,6 @@ static void task_dispose(cio_loop *l, cio_task *t)
     } else {
         cio__free(t);
     }
-}
-
-void cio__task_ref(cio_task *t)
-{
-    t->refs++;
-}
-
-void cio__task_unref(cio_task *t)
-{
-    if (--t->refs == 0)
-        task_dispose(t->loop, t);
 }
 
 static void report_unretrieved(cio_task *t, const char *why)
@@ -465,7 +457,7 @@ static void join_unlink(cio_task *self)
         t->joiner = NULL;
 }
 
-static int join_check(cio_task *self, cio_task *t)
+static inline int join_check(cio_task *self, cio_task *t)
 {
     if (t == NULL)
         return -EINVAL;
