@@ -1,14 +1,10 @@
 /* Context switch for AArch64 (AAPCS64): save x19-x30 and d8-d15 on the
  * current stack, store sp, load the other sp, restore, return through the
  * restored link register. */
-    .text
-    .globl cio__ctx_switch
-    .hidden cio__ctx_switch
-    .type cio__ctx_switch, %function
-    .p2align 4
-/* void cio__ctx_switch(cio__ctx *from, cio__ctx *to) */
-cio__ctx_switch:
-    .cfi_startproc
+
+/* The callee-saved registers in a 160-byte frame: what a saved context's
+ * stack pointer points at. */
+.macro SAVE_CALLEE
     sub sp, sp, #160
     stp x19, x20, [sp, #0]
     stp x21, x22, [sp, #16]
@@ -20,10 +16,8 @@ cio__ctx_switch:
     stp d10, d11, [sp, #112]
     stp d12, d13, [sp, #128]
     stp d14, d15, [sp, #144]
-    mov x2, sp
-    str x2, [x0]
-    ldr x2, [x1]
-    mov sp, x2
+.endm
+.macro RESTORE_CALLEE
     ldp x19, x20, [sp, #0]
     ldp x21, x22, [sp, #16]
     ldp x23, x24, [sp, #32]
@@ -35,6 +29,22 @@ cio__ctx_switch:
     ldp d12, d13, [sp, #128]
     ldp d14, d15, [sp, #144]
     add sp, sp, #160
+.endm
+
+    .text
+    .globl cio__ctx_switch
+    .hidden cio__ctx_switch
+    .type cio__ctx_switch, %function
+    .p2align 4
+/* void cio__ctx_switch(cio__ctx *from, cio__ctx *to) */
+cio__ctx_switch:
+    .cfi_startproc
+    SAVE_CALLEE
+    mov x2, sp
+    str x2, [x0]
+    ldr x2, [x1]
+    mov sp, x2
+    RESTORE_CALLEE
     ret
     .cfi_endproc
     .size cio__ctx_switch, .-cio__ctx_switch
@@ -51,17 +61,7 @@ cio__ctx_switch:
     .p2align 4
 cio__ctx_start:
     .cfi_startproc
-    sub sp, sp, #160
-    stp x19, x20, [sp, #0]
-    stp x21, x22, [sp, #16]
-    stp x23, x24, [sp, #32]
-    stp x25, x26, [sp, #48]
-    stp x27, x28, [sp, #64]
-    stp x29, x30, [sp, #80]
-    stp d8, d9, [sp, #96]
-    stp d10, d11, [sp, #112]
-    stp d12, d13, [sp, #128]
-    stp d14, d15, [sp, #144]
+    SAVE_CALLEE
     mov x6, sp
     str x6, [x0]
     mov x19, x0
@@ -74,17 +74,7 @@ cio__ctx_start:
     blr x4
     ldr x6, [x19]
     mov sp, x6
-    ldp x19, x20, [sp, #0]
-    ldp x21, x22, [sp, #16]
-    ldp x23, x24, [sp, #32]
-    ldp x25, x26, [sp, #48]
-    ldp x27, x28, [sp, #64]
-    ldp x29, x30, [sp, #80]
-    ldp d8, d9, [sp, #96]
-    ldp d10, d11, [sp, #112]
-    ldp d12, d13, [sp, #128]
-    ldp d14, d15, [sp, #144]
-    add sp, sp, #160
+    RESTORE_CALLEE
     ret
     .cfi_endproc
     .size cio__ctx_start, .-cio__ctx_start

@@ -2,6 +2,26 @@
  * the current stack, store the stack pointer, load the other one, restore.
  * The floating-point control words are not switched: they are per thread
  * and cio tasks do not change them. */
+
+/* The callee-saved registers, pushed in this order: the frame a saved
+ * context's stack pointer points at. */
+.macro SAVE_CALLEE
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+.endm
+.macro RESTORE_CALLEE
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+.endm
+
     .text
     .globl cio__ctx_switch
     .hidden cio__ctx_switch
@@ -10,20 +30,10 @@
 /* void cio__ctx_switch(cio__ctx *from, cio__ctx *to) */
 cio__ctx_switch:
     .cfi_startproc
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    SAVE_CALLEE
     movq %rsp, (%rdi)
     movq (%rsi), %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
+    RESTORE_CALLEE
     ret
     .cfi_endproc
     .size cio__ctx_switch, .-cio__ctx_switch
@@ -41,12 +51,7 @@ cio__ctx_switch:
     .p2align 4
 cio__ctx_start:
     .cfi_startproc
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    SAVE_CALLEE
     movq %rsp, (%rdi)
     movq %rdi, %rbx
     leaq (%rdx,%rcx), %rsp
@@ -56,12 +61,7 @@ cio__ctx_start:
     movq %r9, %rdi
     call *%r8
     movq (%rbx), %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
+    RESTORE_CALLEE
     ret
     .cfi_endproc
     .size cio__ctx_start, .-cio__ctx_start
