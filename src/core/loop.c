@@ -203,6 +203,12 @@ void cio__task_end(cio_task *t)
 {
     cio_loop *l = t->loop;
     cio__ctx *s = t->starter;
+#ifdef CIO__TSAN
+    /* ThreadSanitizer keeps a shadow call stack per fiber: returning
+     * through the task's frames after switching fibers would unwind the
+     * starter's. Under TSan a task always leaves by a switch. */
+    s = NULL;
+#endif
     if (s) {
         /* It never suspended: whatever started it is still frozen in
          * cio__ctx_start. If that runs next, return to it. */
@@ -224,9 +230,6 @@ void cio__task_end(cio_task *t)
                                              : l->thread_stack_lo,
                                            j ? j->stack.size
                                              : l->thread_stack_size);
-#endif
-#ifdef CIO__TSAN
-            __tsan_switch_to_fiber(j ? j->tsan_fiber : l->tsan_fiber, 0);
 #endif
             return;
         }
