@@ -1,4 +1,5 @@
 /* Stacks: many tasks, per-task sizes, pooling, overflow detection. */
+#include <setjmp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -165,6 +166,62 @@ TEST_REALTIME(stack_overflow_detected_by_canary)
 {
     int status = in_child(small_overflow_main, true);
     ASSERT_TRUE(died_of_overflow(status));
+    return 0;
+}
+
+/* Every stack of a pool without a canary has a page below it that
+ * faults: the guards a new slab gets in one batch are real. A child
+ * process probes the page under each of 100 stacks (several slabs). */
+static sigjmp_buf probe_jmp;
+
+static void probe_fault(int sig)
+{
+    (void)sig;
+    siglongjmp(probe_jmp, 1);
+}
+
+/* 1 if reading `at` faults. */
+static __attribute__((noinline)) int faults(volatile const char *at)
+{
+    if (sigsetjmp(probe_jmp, 1) != 0)
+        return 1;
+    (void)*at;
+    return 0;
+}
+
+static int unguarded_stacks(void)
+{
+    cio__stack_pool *p;
+    if (cio__stack_pool_init(&p) < 0)
+        return 101;
+    struct sigaction sa = {.sa_handler = probe_fault};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    int bad = 0;
+    for (int i = 0; i < 100; i++) {
+        cio__stack st;
+        if (cio__stack_get(p, 64 * 1024, &st) < 0)
+            return 100;
+        if (!st.canary && !faults((const char *)st.lo - 1))
+            bad++;
+        /* The top page is the task's: it must be writable. */
+        ((volatile char *)st.lo)[st.size - 1] = 1;
+    }
+    return bad;
+}
+
+TEST_NATIVE(stack_guard_pages_fault)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        _exit(unguarded_stacks());
+    }
+    int status = 0;
+    ASSERT_EQ(pid, waitpid(pid, &status, 0));
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(0, WEXITSTATUS(status));
     return 0;
 }
 
