@@ -127,9 +127,13 @@ static int h_chunks(cio_http_req *r, cio_http_writer *w, void *arg)
     return cio_http_writer_end(w);
 }
 
+/* Set when /slowhead has a request in hand. */
+static cio_event slowhead_started;
+
 static int h_slowhead(cio_http_req *r, cio_http_writer *w, void *arg)
 {
     (void)r, (void)arg;
+    cio_event_set(&slowhead_started);
     int rc = cio_sleep(2 * CIO_SEC);
     if (rc < 0)
         return rc;
@@ -474,8 +478,10 @@ TEST_REALTIME(http_client_cancel_cleans_up)
     ASSERT_OK(cio_http_client_new(&c, NULL));
     canc k = {c, &s};
     cio_task *t;
+    cio_event_init(&slowhead_started);
     ASSERT_OK(cio_spawn(&t, slow_get, &k));
-    ASSERT_OK(cio_sleep(50 * CIO_MSEC));
+    /* Cancel once the request is out: its connection is mid-exchange. */
+    ASSERT_OK(cio_event_wait(&slowhead_started));
     ASSERT_OK(cio_task_cancel(t));
     ASSERT_EQ(-ECANCELED, cio_task_join(t));
     cio_task_free(t);
