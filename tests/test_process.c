@@ -285,12 +285,14 @@ TEST_REALTIME(process_cancelled_communicate_kills_the_child)
     char *argv[] = {"sh", "-c", "echo partial; exec sleep 10", NULL};
     ASSERT_OK(cio_process_spawn(&p, "/bin/sh", argv, &piped));
     pid_t pid = cio_process_pid(p);
-    char out[64];
+    char out[64] = {0};
     talker k = {.p = p, .io = {.out = out, .out_size = sizeof out},
                 .status = -1};
     cio_task *t;
     ASSERT_OK(cio_spawn(&t, talk, &k));
-    ASSERT_OK(cio_sleep(100 * CIO_MSEC));
+    /* Cancel once the first line is in (the buffer fills as it reads). */
+    while (memcmp(out, "partial\n", 8) != 0)
+        ASSERT_OK(cio_sleep(CIO_MSEC));
     ASSERT_OK(cio_task_cancel(t));
     ASSERT_EQ(-ECANCELED, cio_task_join(t));
     cio_task_free(t);
