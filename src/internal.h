@@ -199,6 +199,8 @@ enum cio__wait_kind {
 const char *cio__wait_kind_name(int kind);
 
 #define CIO__PARK_UNINTERRUPTIBLE 1u
+/* Consecutive non-suspending calls before a checkpoint yields. */
+#define CIO__BUDGET 128
 /* Private scope flag: the scope's cancellation reached the code in it. */
 #define CIO__SCOPE_DELIVERED 0x100u
 /* Private scope flag: counted in the loop's deadline_scopes. */
@@ -290,6 +292,9 @@ static inline cio_task *cio__self(void);
  * passed to cio__wake. */
 int cio__park(cio_task *t, int kind, const void *obj, int64_t deadline,
               unsigned flags);
+/* Arm (or disarm) a waiting task's timer for the nearest of its call's
+ * deadline and its scopes' deadlines. */
+void cio__task_arm(cio_task *t);
 /* Park on a wait queue with a waiter on the caller's stack; w->value is
  * left as the caller set it (a putter's item, say). */
 static inline int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w,

@@ -8,8 +8,6 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-/* Consecutive non-suspending calls before a checkpoint yields. */
-#define BUDGET 128
 /* Recycled task structs kept per loop. */
 #define FREE_TASKS_MAX 4096
 
@@ -237,7 +235,7 @@ int cio__spawn(cio_task **out, cio_group *g, cio_task_fn fn, void *arg,
     t->id = l->next_id++;
     t->spawn_site = site;
     t->spawned_at = l->now;
-    t->budget = BUDGET;
+    t->budget = CIO__BUDGET;
     t->timer.fire = task_timer_fire;
     t->root.cio__owner = t;
     t->root.cio__deadline = CIO_NEVER;
@@ -292,22 +290,6 @@ static bool take_off(cio_task *t)
     return true;
 }
 
-static void arm(cio_task *t)
-{
-    int64_t d = t->call_deadline;
-    /* No scope anywhere has a deadline: the chain has none. */
-    if (t->loop->deadline_scopes > 0 &&
-        !(t->park_flags & CIO__PARK_UNINTERRUPTIBLE)) {
-        cio__chain_sync(t);
-        if (t->cc_deadline < d)
-            d = t->cc_deadline;
-    }
-    if (d != CIO_NEVER)
-        cio__timer_arm(t->loop, &t->timer, d);
-    else if (t->timer.idx)
-        cio__timer_disarm(t->loop, &t->timer);
-}
-
 static void task_timer_fire(cio_loop *l, cio__timer *tm)
 {
     cio_task *t = CIO__CONTAINER(tm, cio_task, timer);
@@ -322,30 +304,8 @@ static void task_timer_fire(cio_loop *l, cio__timer *tm)
         if (take_off(t))
             cio__wake(t, -ETIMEDOUT);
     } else {
-        arm(t); /* a scope deadline moved later */
+        cio__task_arm(t); /* a scope deadline moved later */
     }
-}
-
-int cio__park(cio_task *t, int kind, const void *obj, int64_t deadline,
-              unsigned flags)
-{
-    t->call_deadline = deadline;
-    t->park_flags = flags;
-    t->wait_kind = kind;
-    t->wait_obj = obj;
-    t->state = CIO__WAITING;
-    t->budget = BUDGET;
-    arm(t);
-    cio_loop *l = t->loop;
-    if (CIO__UNLIKELY(l->park_hook_count > 0) && !(t->flags & CIO__T_MAIN) &&
-        --l->park_hook_count == 0)
-        l->park_hook(l->park_hook_arg);
-    cio__task_suspend(t);
-    if (t->timer.idx)
-        cio__timer_disarm(t->loop, &t->timer);
-    t->wait_kind = CIO__W_NONE;
-    t->wait_obj = NULL;
-    return t->wake_result;
 }
 
 cio_task *cio__waitq_grant(cio__waitq *q, void *value)
@@ -369,7 +329,7 @@ void cio__task_refresh(cio_task *t)
         if (take_off(t))
             cio__wake(t, -ECANCELED);
     } else {
-        arm(t);
+        cio__task_arm(t);
     }
 }
 
@@ -381,7 +341,7 @@ static void yield_now(cio_task *t)
 
 int cio__budget_yield(cio_task *t)
 {
-    t->budget = BUDGET;
+    t->budget = CIO__BUDGET;
     yield_now(t);
     return cio__cancelled(t);
 }
@@ -404,7 +364,7 @@ int cio_yield(void)
     int rc = cio__cancelled(t);
     if (rc < 0)
         return rc;
-    t->budget = BUDGET;
+    t->budget = CIO__BUDGET;
     yield_now(t);
     return cio__cancelled(t);
 }

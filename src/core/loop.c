@@ -178,7 +178,7 @@ static inline cio_task *chain_next(cio_loop *l)
     return NULL;
 }
 
-void cio__task_suspend(cio_task *t)
+static inline __attribute__((always_inline)) void suspend(cio_task *t)
 {
     cio_loop *l = t->loop;
     leave_task(l, t);
@@ -197,6 +197,54 @@ void cio__task_suspend(cio_task *t)
     else
         l->current = NULL;
     go(l, &t->ctx, next, dying);
+}
+
+void cio__task_suspend(cio_task *t)
+{
+    suspend(t);
+}
+
+static inline void task_arm(cio_task *t)
+{
+    int64_t d = t->call_deadline;
+    /* No scope anywhere has a deadline: the chain has none. */
+    if (t->loop->deadline_scopes > 0 &&
+        !(t->park_flags & CIO__PARK_UNINTERRUPTIBLE)) {
+        cio__chain_sync(t);
+        if (t->cc_deadline < d)
+            d = t->cc_deadline;
+    }
+    if (d != CIO_NEVER)
+        cio__timer_arm(t->loop, &t->timer, d);
+    else if (t->timer.idx)
+        cio__timer_disarm(t->loop, &t->timer);
+}
+
+void cio__task_arm(cio_task *t)
+{
+    task_arm(t);
+}
+
+int cio__park(cio_task *t, int kind, const void *obj, int64_t deadline,
+              unsigned flags)
+{
+    t->call_deadline = deadline;
+    t->park_flags = flags;
+    t->wait_kind = kind;
+    t->wait_obj = obj;
+    t->state = CIO__WAITING;
+    t->budget = CIO__BUDGET;
+    task_arm(t);
+    cio_loop *l = t->loop;
+    if (CIO__UNLIKELY(l->park_hook_count > 0) && !(t->flags & CIO__T_MAIN) &&
+        --l->park_hook_count == 0)
+        l->park_hook(l->park_hook_arg);
+    suspend(t);
+    if (t->timer.idx)
+        cio__timer_disarm(l, &t->timer);
+    t->wait_kind = CIO__W_NONE;
+    t->wait_obj = NULL;
+    return t->wake_result;
 }
 
 void cio__task_end(cio_task *t)
