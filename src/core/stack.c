@@ -14,6 +14,7 @@
  * ~8.5 us; taking a pooled stack is a pointer pop (a few ns), so spawn
  * never maps in steady state. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -87,6 +88,20 @@ size_t cio__page_size(void)
     return page;
 }
 
+/* True if the page at `p` cannot be read: the kernel, copying from it,
+ * reports EFAULT. An emulator (qemu-user) may accept MADV_GUARD_INSTALL
+ * and do nothing; then stacks fall back to mprotect guards. */
+static bool guards_page(const void *p)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return false;
+    bool faulted = write(fds[1], p, 1) < 0 && errno == EFAULT;
+    close(fds[0]);
+    close(fds[1]);
+    return faulted;
+}
+
 static int probe_guard_mode(void)
 {
     int mode = atomic_load(&guard_mode);
@@ -99,7 +114,7 @@ static int probe_guard_mode(void)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     mode = GUARD_MPROTECT;
     if (p != MAP_FAILED && force == NULL) {
-        if (madvise(p, pg, MADV_GUARD_INSTALL) == 0)
+        if (madvise(p, pg, MADV_GUARD_INSTALL) == 0 && guards_page(p))
             mode = GUARD_MADVISE;
         munmap(p, 2 * pg);
     }
