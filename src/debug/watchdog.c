@@ -12,11 +12,18 @@
  * would cut a sleep short (EINTR), which is why blocked calls are not
  * probed that way.
  *
- * The loop marks each task step with cio__watchdog_enter / _leave: one
- * relaxed atomic store each, in debug mode only. */
+ * The loop marks each task step with cio__watchdog_enter / _leave (debug
+ * mode only). At enter it publishes what a report needs of the task (its
+ * id, name and stack bounds) under a sequence count, so the watchdog
+ * never reads the task itself: the loop may wake up, finish the task and
+ * reuse its struct at any moment. The words on the task's stack are
+ * copied through process_vm_readv(2), which fails cleanly (EFAULT) where
+ * a direct read could fault, and is no data race with the loop thread
+ * writing its stack. */
 #include <execinfo.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -34,9 +41,15 @@ struct cio__watchdog {
     pthread_t loop_thread, thread;
     pid_t loop_tid;
     int64_t threshold;
-    /* Written by the loop thread. */
-    _Atomic uint64_t step;       /* bumped at each task step */
-    _Atomic(cio_task *) task;    /* the task in its step, or NULL */
+    /* Written by the loop thread, read by the watchdog: a sequence
+     * count, odd while the loop thread rewrites the fields after it.
+     * Each enter and each leave moves it on by two. */
+    _Atomic uint64_t seq;
+    _Atomic bool running;   /* a task is in its step */
+    _Atomic uint64_t id;
+    _Atomic uintptr_t stack_lo;
+    _Atomic size_t stack_size;
+    _Atomic uint64_t name[CIO__NAME_MAX / 8];
     /* The probe: the signal handler fills frames, then sets nframes. */
     void *frames[MAX_FRAMES];
     _Atomic int nframes;
@@ -153,9 +166,48 @@ static char *read_maps(void)
     return buf;
 }
 
+/* What the watchdog knows of the task in its step. */
+typedef struct step_info {
+    uint64_t seq;
+    uint64_t id;
+    uintptr_t stack_lo;
+    size_t stack_size;
+    char name[CIO__NAME_MAX + 1];
+} step_info;
+
+/* Read the published step; false while the loop thread rewrites it or
+ * when no task is running. */
+static bool read_step(struct cio__watchdog *wd, step_info *out)
+{
+    uint64_t s = atomic_load_explicit(&wd->seq, memory_order_acquire);
+    if (s & 1 || !atomic_load_explicit(&wd->running, memory_order_acquire))
+        return false;
+    out->seq = s;
+    out->id = atomic_load_explicit(&wd->id, memory_order_acquire);
+    out->stack_lo = atomic_load_explicit(&wd->stack_lo, memory_order_acquire);
+    out->stack_size =
+        atomic_load_explicit(&wd->stack_size, memory_order_acquire);
+    for (size_t i = 0; i < CIO__NAME_MAX / 8; i++) {
+        uint64_t w = atomic_load_explicit(&wd->name[i], memory_order_acquire);
+        memcpy(out->name + 8 * i, &w, 8);
+    }
+    out->name[CIO__NAME_MAX] = '\0';
+    return atomic_load_explicit(&wd->seq, memory_order_relaxed) == s;
+}
+
+/* Copy up to `n` bytes of this process's memory at `addr` into `buf`;
+ * the count copied (0 if none could be). */
+static size_t copy_memory(void *buf, uintptr_t addr, size_t n)
+{
+    struct iovec local = {buf, n}, remote = {(void *)addr, n};
+    ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    return got > 0 ? (size_t)got : 0;
+}
+
 /* The thread is in a system call: report it and the return addresses on
  * the task's stack above its stack pointer. */
-static void report_syscall(cio_task *t, long nr, uintptr_t sp, uintptr_t pc)
+static void report_syscall(const step_info *si, long nr, uintptr_t sp,
+                           uintptr_t pc)
 {
     char where[256];
     const char *name = syscall_name(nr);
@@ -165,13 +217,17 @@ static void report_syscall(cio_task *t, long nr, uintptr_t sp, uintptr_t pc)
         cio__report("  in system call %s, at %s", name, where);
     else
         cio__report("  in system call %ld, at %s", nr, where);
-    uintptr_t lo = (uintptr_t)t->stack.lo, hi = lo + t->stack.size;
+    uintptr_t lo = si->stack_lo, hi = lo + si->stack_size;
     if (sp < lo || sp >= hi)
         return; /* not on the task's stack: nothing we may scan */
+    uintptr_t words[2048];
+    uintptr_t from = sp & ~(uintptr_t)7;
+    size_t n = hi - from < sizeof words ? hi - from : sizeof words;
+    n = copy_memory(words, from, n) / sizeof words[0];
     char *maps = read_maps();
     int shown = 0;
-    for (uintptr_t p = sp & ~(uintptr_t)7; p + 8 <= hi && shown < 24; p += 8) {
-        uintptr_t word = *(const uintptr_t *)p;
+    for (size_t i = 0; i < n && shown < 24; i++) {
+        uintptr_t word = words[i];
         if (word < 4096 || !in_text(maps, word) ||
             !cio__symbolize(word - 1, where, sizeof where))
             continue;
@@ -204,20 +260,17 @@ static void report_probe(struct cio__watchdog *wd)
     free(sym);
 }
 
-static void report_blocked(struct cio__watchdog *wd, cio_task *t, int64_t ran)
+static void report_blocked(struct cio__watchdog *wd, const step_info *si,
+                           int64_t ran)
 {
-    /* The loop thread is stuck in `t`, so its fields hold still. */
-    char name[CIO__NAME_MAX + 1];
-    memcpy(name, t->name, CIO__NAME_MAX);
-    name[CIO__NAME_MAX] = '\0';
     cio__report("blocked loop: task %s (id %llu) has run %.0f ms without "
                 "suspending; the loop thread is now:",
-                name[0] ? name : "(unnamed)", (unsigned long long)t->id,
-                (double)ran / CIO_MSEC);
+                si->name[0] ? si->name : "(unnamed)",
+                (unsigned long long)si->id, (double)ran / CIO_MSEC);
     long nr;
     uintptr_t sp, pc;
     if (blocked_in_syscall(wd->loop_tid, &nr, &sp, &pc))
-        report_syscall(t, nr, sp, pc);
+        report_syscall(si, nr, sp, pc);
     else
         report_probe(wd);
 }
@@ -240,18 +293,18 @@ static void *watch(void *arg)
         pthread_cond_timedwait(&wd->cv, &wd->mu, &until);
         if (wd->stop)
             break;
-        uint64_t step = atomic_load_explicit(&wd->step, memory_order_relaxed);
-        cio_task *t = atomic_load_explicit(&wd->task, memory_order_acquire);
+        step_info si;
+        bool running = read_step(wd, &si);
         int64_t now = mono();
-        if (t == NULL || step != seen_step) {
-            seen_step = step;
+        if (!running || si.seq != seen_step) {
+            seen_step = running ? si.seq : 0;
             seen_at = now;
             continue;
         }
-        if (step != reported_step && now - seen_at >= wd->threshold) {
-            reported_step = step;
+        if (si.seq != reported_step && now - seen_at >= wd->threshold) {
+            reported_step = si.seq;
             pthread_mutex_unlock(&wd->mu);
-            report_blocked(wd, t, now - seen_at);
+            report_blocked(wd, &si, now - seen_at);
             pthread_mutex_lock(&wd->mu);
         }
     }
@@ -315,20 +368,44 @@ void cio__watchdog_stop(cio_loop *l)
     cio__free(wd);
 }
 
+/* Open a rewrite of the published step; returns the count to close it
+ * with. The loop thread is the only writer: no locked add needed. The
+ * fields are stored with release and read with acquire, so a reader that
+ * sees a new field also sees the odd count before it (no fences: TSan
+ * does not model them). */
+static uint64_t step_begin(struct cio__watchdog *wd)
+{
+    uint64_t s = atomic_load_explicit(&wd->seq, memory_order_relaxed);
+    atomic_store_explicit(&wd->seq, s + 1, memory_order_relaxed);
+    return s + 2;
+}
+
 void cio__watchdog_enter(cio_loop *l, cio_task *t)
 {
     struct cio__watchdog *wd = l->watchdog;
-    if (wd) {
-        /* The loop thread is the only writer: no locked add needed. */
-        uint64_t n = atomic_load_explicit(&wd->step, memory_order_relaxed);
-        atomic_store_explicit(&wd->step, n + 1, memory_order_relaxed);
-        atomic_store_explicit(&wd->task, t, memory_order_release);
+    if (wd == NULL)
+        return;
+    uint64_t s = step_begin(wd);
+    atomic_store_explicit(&wd->id, t->id, memory_order_release);
+    atomic_store_explicit(&wd->stack_lo, (uintptr_t)t->stack.lo,
+                          memory_order_release);
+    atomic_store_explicit(&wd->stack_size, t->stack.size,
+                          memory_order_release);
+    for (size_t i = 0; i < CIO__NAME_MAX / 8; i++) {
+        uint64_t w;
+        memcpy(&w, t->name + 8 * i, 8);
+        atomic_store_explicit(&wd->name[i], w, memory_order_release);
     }
+    atomic_store_explicit(&wd->running, true, memory_order_release);
+    atomic_store_explicit(&wd->seq, s, memory_order_release);
 }
 
 void cio__watchdog_leave(cio_loop *l)
 {
     struct cio__watchdog *wd = l->watchdog;
-    if (wd)
-        atomic_store_explicit(&wd->task, NULL, memory_order_relaxed);
+    if (wd == NULL)
+        return;
+    uint64_t s = step_begin(wd);
+    atomic_store_explicit(&wd->running, false, memory_order_release);
+    atomic_store_explicit(&wd->seq, s, memory_order_release);
 }
