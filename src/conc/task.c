@@ -111,6 +111,17 @@ long cio_task_stack_used(const cio_task *t)
     return cio__stack_used(&t->stack);
 }
 
+/* Debug mode: say so when a task came near the end of its stack, and drop
+ * the stack's pages so that the next task's measure starts from zero. */
+static __attribute__((noinline)) void check_stack_use(cio_task *t)
+{
+    long used = cio__stack_used(&t->stack);
+    if (used > 0 && (size_t)used * 4 > t->stack.size * 3)
+        cio__report("task %s used %ld of its %zu stack bytes; give it a "
+                    "larger stack_size", task_name(t), used, t->stack.size);
+    cio__stack_forget(&t->stack);
+}
+
 /* Called by the loop once a finished task has switched away for good. */
 void cio__task_release_stack(cio_task *t)
 {
@@ -118,14 +129,8 @@ void cio__task_release_stack(cio_task *t)
     __tsan_destroy_fiber(t->tsan_fiber);
     t->tsan_fiber = NULL;
 #endif
-    if (CIO__UNLIKELY(t->loop->debug)) {
-        long used = cio__stack_used(&t->stack);
-        if (used > 0 && (size_t)used * 4 > t->stack.size * 3)
-            cio__report("task %s used %ld of its %zu stack bytes; give it a "
-                        "larger stack_size", task_name(t), used,
-                        t->stack.size);
-        cio__stack_forget(&t->stack);
-    }
+    if (CIO__UNLIKELY(t->loop->debug))
+        check_stack_use(t);
     cio__stack_put(t->loop->stacks, &t->stack);
     t->stack.lo = NULL;
     cio__task_unref(t);

@@ -305,21 +305,33 @@ static int map_slab(cio__stack_pool *p, size_class *sc)
     return 0;
 }
 
-int cio__stack_get(cio__stack_pool *p, size_t size, cio__stack *out)
+/* The slow part of cio__stack_get: find the class for a new size, map a
+ * slab when the class has no free stack. Kept out of line so the common
+ * case (a pooled stack of the last size) pays for no stack frame. */
+static __attribute__((noinline)) size_class *
+refill(cio__stack_pool *p, size_t size)
 {
     size_class *sc = p->hot;
-    if (CIO__UNLIKELY(size != p->hot_size || sc == NULL)) {
+    if (size != p->hot_size || sc == NULL) {
         size_t pg = cio__page_size();
         sc = find_class(p, (size + pg - 1) & ~(pg - 1));
         if (sc == NULL)
-            return -ENOMEM;
+            return NULL;
         p->hot = sc;
         p->hot_size = size;
     }
-    if (CIO__UNLIKELY(sc->free == NULL)) {
-        int rc = map_slab(p, sc);
-        if (rc < 0)
-            return rc;
+    if (sc->free == NULL && map_slab(p, sc) < 0)
+        return NULL;
+    return sc;
+}
+
+int cio__stack_get(cio__stack_pool *p, size_t size, cio__stack *out)
+{
+    size_class *sc = p->hot;
+    if (CIO__UNLIKELY(size != p->hot_size || sc == NULL || sc->free == NULL)) {
+        sc = refill(p, size);
+        if (sc == NULL)
+            return -ENOMEM;
     }
     free_stack *f = sc->free;
     sc->free = f->next;
