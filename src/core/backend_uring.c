@@ -66,6 +66,8 @@ struct cio__backend {
     /* SENDs of at least this many bytes go zero-copy (SEND_ZC); 0: never
      * (the default: see zc_threshold). */
     size_t zc_min;
+    /* The kernel flags deferred completions in the ring (TASKRUN_FLAG). */
+    bool taskrun_flag;
 };
 
 /* CIO_URING_OPS: as on a kernel without some opcodes (tests run the
@@ -152,8 +154,10 @@ static int ur_init(cio_loop *l, cio__backend **out)
     b->loop = l;
     struct io_uring_params p = {0};
     p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-              IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+              IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+              IORING_SETUP_TASKRUN_FLAG;
     int rc = io_uring_queue_init_params(RING_ENTRIES, &b->ring, &p);
+    b->taskrun_flag = rc == 0;
     if (rc < 0) {
         /* Older kernels: no single-issuer / deferred task work. */
         memset(&p, 0, sizeof p);
@@ -589,12 +593,29 @@ static int reap(cio__backend *b)
     return (int)n;
 }
 
+/* Whether a poll that must not block needs the kernel: to submit what is
+ * queued, to run the completions it deferred (DEFER_TASKRUN: the ring's
+ * IORING_SQ_TASKRUN flag says some are pending), or to flush completions
+ * that overflowed the ring. Otherwise every completion there is is in the
+ * ring already. A ring without TASKRUN_FLAG has no deferred completions:
+ * the kernel posts them when the thread next leaves it. */
+static bool must_enter(cio__backend *b)
+{
+    unsigned flags = IO_URING_READ_ONCE(*b->ring.sq.kflags);
+    return io_uring_sq_ready(&b->ring) > 0 ||
+           (flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) ||
+           (!b->taskrun_flag && io_uring_cq_ready(&b->ring) == 0);
+}
+
 static int ur_poll(cio__backend *b, int64_t timeout)
 {
     struct io_uring_cqe *cqe;
-    int rc;
+    int rc = 0;
     if (timeout == 0) {
-        rc = io_uring_submit_and_get_events(&b->ring);
+        /* A busy loop polls this way every few dozen task steps: when
+         * the kernel has nothing to do, skip the system call. */
+        if (must_enter(b))
+            rc = io_uring_submit_and_get_events(&b->ring);
     } else if (timeout < 0) {
         rc = io_uring_submit_and_wait_timeout(&b->ring, &cqe, 1, NULL, NULL);
     } else {
