@@ -234,6 +234,8 @@ struct cio_task {
     cio_scope root;   /* the task's own cancel scope */
     cio_scope *scope; /* innermost open scope */
     cio_group *group; /* owning group, or NULL */
+    /* A recycled struct starts with the fields from here up to `id`
+     * zeroed; spawn sets the others (task_reset in task.c). */
     cio_task *g_prev, *g_next; /* in the group's children list */
     cio_task *g_done_next;     /* in the group's completion queue */
     cio_group *groups;         /* groups this task has open, innermost first */
@@ -263,6 +265,7 @@ struct cio_task {
     cio__waiter *wait_node;
     struct cio__fdw *fdw; /* the fd watch of a task waiting on an fd */
     char *errmsg;
+    /* Spawn sets these (run_start: each step in debug mode). */
     uint64_t id;
     void *spawn_site;
     int64_t spawned_at;
