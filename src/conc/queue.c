@@ -198,8 +198,8 @@ static void wake_joiners_if_done(cio_queue *q)
 }
 
 /* Give `item` (number `seq`) to the first getter, or store it (see
- * store for `back`). */
-static int deliver(cio_queue *q, void *item, int64_t seq, bool back)
+ * store for `back`). Inline: it is most of a put. */
+static inline __attribute__((always_inline)) int deliver(cio_queue *q, void *item, int64_t seq, bool back)
 {
     cio__waiter *w = cio__waitq_pop(&q->getters);
     if (w == NULL)
@@ -211,7 +211,8 @@ static int deliver(cio_queue *q, void *item, int64_t seq, bool back)
     return 0;
 }
 
-static int try_put(cio_queue *q, void *item)
+static inline __attribute__((always_inline)) int try_put(cio_queue *q,
+                                                        void *item)
 {
     if (q->shutdown)
         return -ESHUTDOWN;
@@ -232,6 +233,16 @@ int cio_queue_put_nowait(cio_queue *q, void *item)
     return try_put(q, item);
 }
 
+/* Wait for room. On success a getter has moved our item in (see
+ * admit_putter). Out of line: a put that does not wait needs no frame. */
+static __attribute__((noinline)) int put_wait(cio_task *t, cio_queue *q,
+                                              void *item)
+{
+    cio__waiter w = {.value = item};
+    return cio__park_q(t, &q->putters, &w, CIO__W_QUEUE_PUT, q, CIO_NEVER,
+                       0);
+}
+
 int cio_queue_put(cio_queue *q, void *item)
 {
     CIO__SELF_OR_RETURN(t);
@@ -243,10 +254,7 @@ int cio_queue_put(cio_queue *q, void *item)
     rc = try_put(q, item);
     if (rc != -EAGAIN)
         return rc;
-    /* On success a getter has moved our item in (see admit_putter). */
-    cio__waiter w = {.value = item};
-    return cio__park_q(t, &q->putters, &w, CIO__W_QUEUE_PUT, q, CIO_NEVER,
-                       0);
+    return put_wait(t, q, item);
 }
 
 static int try_get(cio_queue *q, void **item)
