@@ -168,7 +168,9 @@ void cio__task_dispose_all(cio_loop *l)
 
 /* ---- running ------------------------------------------------------------- */
 
-static void task_exit(cio_task *t, int rc)
+/* The part of a task's exit that most tasks skip: groups still open
+ * (joined here), scopes left open, mutexes still held. */
+static __attribute__((noinline)) void exit_cleanup(cio_task *t)
 {
     cio_loop *l = t->loop;
     if (t->groups)
@@ -182,6 +184,14 @@ static void task_exit(cio_task *t, int rc)
     t->timed_scopes = 0;
     if (t->held)
         cio__mutex_break_all(t);
+}
+
+static void task_exit(cio_task *t, int rc)
+{
+    cio_loop *l = t->loop;
+    if (CIO__UNLIKELY(t->groups || t->scope != &t->root || t->timed_scopes ||
+                      t->held))
+        exit_cleanup(t);
     t->result = rc;
     t->state = CIO__DONE;
     l->stats.tasks_alive--;
