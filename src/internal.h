@@ -276,8 +276,11 @@ struct cio_task {
     char name[CIO__NAME_MAX];
 };
 
-/* The loop running on this thread, or NULL. */
-extern _Thread_local cio_loop *cio__loop;
+/* The loop running on this thread, or NULL. Read by nearly every call:
+ * the initial-exec model makes that one load relative to %fs in the
+ * shared library too, instead of a call to __tls_get_addr. */
+extern _Thread_local cio_loop *cio__loop
+    __attribute__((tls_model("initial-exec")));
 /* Called on the loop's thread when its run has ended, just before the loop
  * is freed (no task is left; what is posted to it later is dropped). Set
  * by cio_run_multi (xloop.c) for the loops it runs. */
