@@ -160,8 +160,15 @@ static inline void cio__waitq_remove(cio__waitq *q, cio__waiter *w)
 static inline cio__waiter *cio__waitq_pop(cio__waitq *q)
 {
     cio__waiter *w = q->head;
-    if (w)
-        cio__waitq_remove(q, w);
+    if (w) {
+        /* The head: its prev is NULL already. */
+        q->head = w->next;
+        if (w->next)
+            w->next->prev = NULL;
+        else
+            q->tail = NULL;
+        w->next = NULL;
+    }
     return w;
 }
 
