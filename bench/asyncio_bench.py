@@ -75,31 +75,71 @@ async def bench_sleepers(name, n):
     print(f"{name}.spawn_ms {(spawned - t0) / 1e6:.1f} ms")
 
 
-async def waiter(ev, deadline):
-    if deadline is None:
-        await ev.wait()
-    else:
-        async with asyncio.timeout_at(deadline):
-            await ev.wait()
+TIMER_BLOCKS = 6  # as bench_timers.c
+TIMER_ROUNDS = 5
 
 
-async def timers_phase(n, with_deadline):
-    """Time n tasks that each wait on an event, inside a timeout scope
-    (with_deadline) or not, until the event is set long before any
-    deadline. Returns ns per task."""
+class Rounds:
+    """What bench_timers.c's shared struct holds."""
+
+    def __init__(self, n):
+        self.go = [asyncio.Event(), asyncio.Event()]
+        self.all_in = asyncio.Event()
+        self.n, self.inside = n, 0
+        self.timed, self.stop = False, False
+
+
+async def timer_worker(sh, deadline):
+    k = 0
+    while True:
+        async with asyncio.timeout_at(deadline if sh.timed else None):
+            sh.inside += 1
+            if sh.inside == sh.n:
+                sh.all_in.set()
+            await sh.go[k % 2].wait()
+        if sh.stop:
+            return
+        k += 1
+
+
+async def all_parked(sh):
+    await sh.all_in.wait()
+    sh.all_in.clear()
+    sh.inside = 0
+
+
+async def timer_rounds(n):
+    """bench_timers.c's run_rounds: n tasks wait on an event round after
+    round, in blocks of plain rounds (no deadline) and timed ones (a
+    deadline 60 s + 0..1 s away). Returns the median plain and timed round
+    per task, in ns."""
     loop = asyncio.get_running_loop()
-    ev = asyncio.Event()
-    delays = delays_us(n)
-    t0 = time.perf_counter_ns()
-    base = loop.time() + 10.0
-    tasks = [loop.create_task(
-        waiter(ev, base + d / 1e6 if with_deadline else None))
-        for d in delays]
-    await asyncio.sleep(0)
-    ev.set()
+    sh = Rounds(n)
+    base = loop.time() + 60.0
+    tasks = [loop.create_task(timer_worker(sh, base + d / 1e6))
+             for d in delays_us(n)]
+    await all_parked(sh)
+    kinds = ([], [])
+    k = 0
+    for b in range(TIMER_BLOCKS):
+        for r in range(TIMER_ROUNDS):
+            sh.timed = b % 2 == 1
+            sh.stop = b == TIMER_BLOCKS - 1 and r == TIMER_ROUNDS - 1
+            sh.go[(k + 1) % 2].clear()
+            t0 = time.perf_counter_ns()
+            sh.go[k % 2].set()
+            k += 1
+            if sh.stop:
+                break
+            await all_parked(sh)
+            if b >= 2 and r >= 1:
+                kinds[b % 2].append((time.perf_counter_ns() - t0) / n)
     for t in tasks:
         await t
-    return (time.perf_counter_ns() - t0) / n
+    med = [sorted(v)[len(v) // 2] if len(v) % 2 else
+           (sorted(v)[len(v) // 2 - 1] + sorted(v)[len(v) // 2]) / 2
+           for v in kinds]
+    return med[0], med[1]
 
 
 async def scope_only(reps):
@@ -114,11 +154,7 @@ async def scope_only(reps):
 
 
 async def bench_timers(n):
-    # A warm-up phase as in bench_timers.c, but one measured pair instead
-    # of its best of three: asyncio's phases take seconds each.
-    await timers_phase(n, False)
-    plain = await timers_phase(n, False)
-    timed = await timers_phase(n, True)
+    plain, timed = await timer_rounds(n)
     scope = await scope_only(n)
     print(f"timers {timed - plain:.1f} ns")
     print(f"timers.wait_ns {timed:.1f} ns")
