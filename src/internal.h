@@ -653,7 +653,6 @@ struct cio_loop {
     cio__ctx ctx; /* the loop's own context (the thread's stack) */
     cio_task *current;
     cio_task *runq_head, *runq_tail;
-    size_t runq_len;
     cio_task *tasks; /* all live tasks */
     cio__heap timers;
     int64_t now;
@@ -744,7 +743,6 @@ static inline void cio__schedule(cio_task *t)
     else
         l->runq_head = t;
     l->runq_tail = t;
-    l->runq_len++;
 }
 
 static inline void cio__wake(cio_task *t, int result)

@@ -359,7 +359,7 @@ static int64_t maybe_recheck(cio__backend *b, int64_t timeout)
 {
     cio_loop *l = b->loop;
     if (l->clock == CIO_CLOCK_VIRTUAL) {
-        if (l->runq_len == 0)
+        if (l->runq_head == NULL)
             recheck(b);
     } else {
         int64_t left = b->check_since + RECHECK_AFTER - l->now;

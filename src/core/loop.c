@@ -307,7 +307,6 @@ static cio_task *runq_pop(cio_loop *l)
     l->runq_head = t->runq_next;
     if (l->runq_head == NULL)
         l->runq_tail = NULL;
-    l->runq_len--;
     return t;
 }
 
@@ -425,7 +424,7 @@ static int poll_backend(cio_loop *l, int64_t timeout)
 /* Returns false when the loop must stop. */
 static bool wait_for_work(cio_loop *l)
 {
-    if (l->runq_len > 0) {
+    if (l->runq_head) {
         uint64_t steps = l->stats.switches - l->poll_mark;
         if (steps >= POLL_INTERVAL &&
             (steps >= POLL_INTERVAL_IDLE || l->external > 0 ||
