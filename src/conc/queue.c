@@ -12,6 +12,7 @@
  * queue keeps the order in which items were put. A given-back item is
  * never refused, even when that takes a bounded queue over its maxsize
  * until gets bring it down. */
+#include "core/switch.h"
 #include "internal.h"
 
 typedef struct slot {
@@ -288,8 +289,9 @@ int cio_queue_get(cio_queue *q, void **item)
     getter_wait gw;
     gw.w.value = NULL;
     gw.seq = 0;
-    rc = cio__park_q(t, &q->getters, &gw.w, CIO__W_QUEUE_GET, q, CIO_NEVER,
-                     0);
+    /* The hottest wait there is: parked inline (core/switch.h). */
+    rc = cio__park_q_inline(t, &q->getters, &gw.w, CIO__W_QUEUE_GET, q,
+                            CIO_NEVER, 0);
     if (rc < 0)
         return rc;
     if (cio__cancelled(t)) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "switch.h"
 
 #ifdef CIO__ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -70,95 +71,35 @@ void cio__timer_disarm(cio_loop *l, cio__timer *t)
     cio__heap_remove(&l->timers, t);
 }
 
-/* ---- switching --------------------------------------------------------------
- *
- * A task that suspends hands the CPU straight to the next runnable task
- * (one context switch instead of two through the loop) for up to
- * CHAIN_STEPS steps; then, or when nothing is runnable, it switches to the
- * loop, which polls for I/O and fires timers. The switch that leaves a
- * finished task for good cannot free the stack it runs on: the next
- * context to run does, in after_switch(). */
+/* ---- switching (the inline path is in switch.h) -------------------------- */
 
-#define CHAIN_STEPS 61
-
-static void after_switch(cio_loop *l)
+/* The out-of-line halves of switch.h. */
+void cio__enter_debug(cio_loop *l, cio_task *t)
 {
-    cio_task *dead = l->dead;
-    if (dead) {
-        l->dead = NULL;
-        cio__task_release_stack(dead);
-    }
+    t->run_start = mono_now();
+    cio__watchdog_enter(l, t);
 }
 
-/* Make `t` the running task (the caller then switches to it). */
-static inline void enter_task(cio_loop *l, cio_task *t)
-{
-    l->current = t;
-    t->state = CIO__RUNNING;
-    l->stats.switches++;
-    if (CIO__UNLIKELY(l->debug)) {
-        t->run_start = mono_now();
-        cio__watchdog_enter(l, t);
-    }
-}
-
-/* Start `next`, never run before: save the running context in `from`
- * and call the task's entry on its stack. Out of line, so that the common
- * case, a plain switch, keeps fewer registers live in its callers. Not
- * under ThreadSanitizer: go() has switched TSan's fiber already, and the
- * entry of a function called then would go on the new fiber's shadow
- * stack while its exit comes off the old one's. */
-#ifdef CIO__TSAN
-#define START_FN static inline __attribute__((always_inline)) void
-#else
-#define START_FN static __attribute__((noinline)) void
-#endif
-START_FN start(cio__ctx *from, cio_task *next, bool dying)
+#ifndef CIO__TSAN
+__attribute__((noinline)) void cio__start(cio__ctx *from, cio_task *next,
+                                          bool dying)
 {
     next->flags |= CIO__T_STARTED;
     next->starter = dying ? NULL : from;
     cio__ctx_start(from, &next->ctx, next->stack.lo, next->stack.size,
                    cio__task_main, next);
 }
-
-/* Save the running context in `from` and run `next` (NULL: the loop),
- * which the caller has entered. A task never run before starts with a
- * call on its stack (cio__ctx_start); it may come back by returning, when
- * `from` is not dying. Returns when something switches back to `from`. */
-static inline __attribute__((always_inline)) void
-go(cio_loop *l, cio__ctx *from, cio_task *next, bool dying)
-{
-#ifdef CIO__ASAN
-    void *fake = NULL;
-    __sanitizer_start_switch_fiber(dying ? NULL : &fake,
-                                   next ? next->stack.lo : l->thread_stack_lo,
-                                   next ? next->stack.size
-                                        : l->thread_stack_size);
 #endif
-#ifdef CIO__TSAN
-    __tsan_switch_to_fiber(next ? next->tsan_fiber : l->tsan_fiber, 0);
-#endif
-    if (next && !(next->flags & CIO__T_STARTED))
-        start(from, next, dying);
-    else
-        cio__ctx_switch(from, next ? &next->ctx : &l->ctx);
-#ifdef CIO__ASAN
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#endif
-    after_switch(l);
-}
 
 void cio__task_started(cio_loop *l)
 {
 #ifdef CIO__ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-    after_switch(l);
+    cio__after_switch(l);
 }
 
-static cio_task *runq_pop(cio_loop *l);
-
-static __attribute__((noinline)) void leave_slow(cio_loop *l, cio_task *t)
+__attribute__((noinline)) void cio__leave_slow(cio_loop *l, cio_task *t)
 {
     if (!cio__stack_canary_ok(&t->stack)) {
         cio__report("stack overflow in task %s (stack %zu bytes)",
@@ -175,91 +116,20 @@ static __attribute__((noinline)) void leave_slow(cio_loop *l, cio_task *t)
                     cio_task_name(t), (double)took / CIO_MSEC);
 }
 
-/* Checks done each time a task stops running. */
-static inline void leave_task(cio_loop *l, cio_task *t)
-{
-    if (CIO__UNLIKELY(!cio__stack_canary_ok(&t->stack) || l->debug))
-        leave_slow(l, t);
-}
-
-/* The task to run after `t` stops: the next runnable one while the chain
- * lasts, else NULL (the loop). */
-static inline cio_task *chain_next(cio_loop *l)
-{
-    if (l->chain_left > 0 && l->runq_head) {
-        l->chain_left--;
-        return runq_pop(l);
-    }
-    return NULL;
-}
-
-static inline __attribute__((always_inline)) void suspend(cio_task *t)
-{
-    cio_loop *l = t->loop;
-    leave_task(l, t);
-    t->starter = NULL;
-    cio_task *next = chain_next(l);
-    if (next == t) {
-        /* It yielded and nothing else is runnable: go on. */
-        enter_task(l, t);
-        return;
-    }
-    bool dying = t->state == CIO__DONE;
-    if (dying)
-        l->dead = t;
-    if (next)
-        enter_task(l, next);
-    else
-        l->current = NULL;
-    go(l, &t->ctx, next, dying);
-}
-
 void cio__task_suspend(cio_task *t)
 {
-    suspend(t);
-}
-
-static inline void task_arm(cio_task *t)
-{
-    int64_t d = t->call_deadline;
-    /* No scope anywhere has a deadline: the chain has none. */
-    if (t->loop->deadline_scopes > 0 &&
-        !(t->park_flags & CIO__PARK_UNINTERRUPTIBLE)) {
-        cio__chain_sync(t);
-        if (t->cc_deadline < d)
-            d = t->cc_deadline;
-    }
-    if (d != CIO_NEVER)
-        cio__timer_arm(t->loop, &t->timer, d);
-    else if (t->timer.idx)
-        cio__timer_disarm(t->loop, &t->timer);
+    cio__suspend(t);
 }
 
 void cio__task_arm(cio_task *t)
 {
-    task_arm(t);
+    cio__arm(t);
 }
 
 int cio__park(cio_task *t, int kind, const void *obj, int64_t deadline,
               unsigned flags)
 {
-    t->call_deadline = deadline;
-    t->park_flags = flags;
-    t->wait_kind = kind;
-    t->wait_obj = obj;
-    t->state = CIO__WAITING;
-    t->budget = CIO__BUDGET;
-    task_arm(t);
-    cio_loop *l = t->loop;
-    if (CIO__UNLIKELY(l->park_hook_count > 0) && !(t->flags & CIO__T_MAIN) &&
-        --l->park_hook_count == 0)
-        l->park_hook(l->park_hook_arg);
-    suspend(t);
-    if (t->timer.idx)
-        cio__timer_disarm(l, &t->timer);
-    t->wait_kind = CIO__W_NONE;
-    t->wait_obj = NULL;
-    return t->wake_result;
+    return cio__park_inline(t, kind, obj, deadline, flags);
 }
 
 void cio__task_end(cio_task *t)
@@ -278,12 +148,12 @@ void cio__task_end(cio_task *t)
         cio_task *j = s == &l->ctx ? NULL : CIO__CONTAINER(s, cio_task, ctx);
         bool chain = l->chain_left > 0 && l->runq_head;
         if (j ? chain && l->runq_head == j : !chain) {
-            leave_task(l, t);
+            cio__leave_task(l, t);
             l->dead = t;
             if (j) {
                 l->chain_left--;
-                runq_pop(l);
-                enter_task(l, j);
+                cio__runq_pop(l);
+                cio__enter_task(l, j);
             } else {
                 l->current = NULL;
             }
@@ -301,21 +171,12 @@ void cio__task_end(cio_task *t)
     __builtin_unreachable();
 }
 
-static cio_task *runq_pop(cio_loop *l)
-{
-    cio_task *t = l->runq_head;
-    l->runq_head = t->runq_next;
-    if (l->runq_head == NULL)
-        l->runq_tail = NULL;
-    return t;
-}
-
 /* Run `t` and whatever it hands the CPU to, until one switches back. */
 static void run_task(cio_loop *l, cio_task *t)
 {
-    l->chain_left = CHAIN_STEPS;
-    enter_task(l, t);
-    go(l, &l->ctx, t, false);
+    l->chain_left = CIO__CHAIN_STEPS;
+    cio__enter_task(l, t);
+    cio__go(l, &l->ctx, t, false);
     l->current = NULL;
 }
 
@@ -561,7 +422,7 @@ static void loop_run(cio_loop *l)
     for (;;) {
         l->stats.loop_turns++;
         if (l->runq_head)
-            run_task(l, runq_pop(l));
+            run_task(l, cio__runq_pop(l));
         if (l->main && l->main->state == CIO__DONE && !l->shutting_down) {
             l->shutting_down = 1;
             cio__loop_update_now(l);
