@@ -118,7 +118,7 @@ __attribute__((noinline)) void cio__leave_slow(cio_loop *l, cio_task *t)
 
 void cio__task_suspend(cio_task *t)
 {
-    cio__suspend(t);
+    cio__suspend(t, t->state == CIO__DONE, t->state == CIO__RUNNABLE);
 }
 
 void cio__task_arm(cio_task *t)

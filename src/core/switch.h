@@ -121,20 +121,21 @@ cio__go(cio_loop *l, cio__ctx *from, cio_task *next, bool dying)
 }
 
 /* Switch away from the running task `t` (its state set by the caller):
- * to the next runnable task, or to the loop. Returns when it runs
- * again. */
-static inline __attribute__((always_inline)) void cio__suspend(cio_task *t)
+ * to the next runnable task, or to the loop. Returns when it runs again.
+ * `dying`: t has ended and leaves for good; `queued`: t may be in the run
+ * queue (it yields). Callers pass constants where they know them. */
+static inline __attribute__((always_inline)) void
+cio__suspend(cio_task *t, bool dying, bool queued)
 {
     cio_loop *l = t->loop;
     cio__leave_task(l, t);
     t->starter = NULL;
     cio_task *next = cio__chain_next(l);
-    if (next == t) {
+    if (queued && next == t) {
         /* It yielded and nothing else is runnable: go on. */
         cio__enter_task(l, t);
         return;
     }
-    bool dying = t->state == CIO__DONE;
     if (dying)
         l->dead = t;
     if (next)
@@ -176,9 +177,13 @@ cio__park_inline(cio_task *t, int kind, const void *obj, int64_t deadline,
     cio__arm(t);
     cio_loop *l = t->loop;
     if (CIO__UNLIKELY(l->park_hook_count > 0) && !(t->flags & CIO__T_MAIN) &&
-        --l->park_hook_count == 0)
+        --l->park_hook_count == 0) {
+        /* Tests: the hook may wake t itself, which queues it. */
         l->park_hook(l->park_hook_arg);
-    cio__suspend(t);
+        cio__task_suspend(t);
+    } else {
+        cio__suspend(t, false, false);
+    }
     if (t->timer.idx)
         cio__timer_disarm(l, &t->timer);
     return t->wake_result;
