@@ -200,7 +200,8 @@ static void wake_joiners_if_done(cio_queue *q)
 
 /* Give `item` (number `seq`) to the first getter, or store it (see
  * store for `back`). Inline: it is most of a put. */
-static inline __attribute__((always_inline)) int deliver(cio_queue *q, void *item, int64_t seq, bool back)
+static inline __attribute__((always_inline)) int
+deliver(cio_queue *q, void *item, int64_t seq, bool back)
 {
     cio__waiter *w = cio__waitq_pop(&q->getters);
     if (w == NULL)

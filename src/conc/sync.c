@@ -3,6 +3,7 @@
  * Every primitive hands what it releases straight to the first waiter
  * (strict FIFO, no overtaking). A waiter that was handed something but is
  * cancelled before it runs passes it on (rule 11 in DESIGN.md). */
+#include "core/switch.h"
 #include "internal.h"
 
 #define MUTEX_BROKEN 1u
@@ -69,8 +70,8 @@ static int mutex_lock(cio_task *t, cio_mutex *m, unsigned park_flags)
     if (m->cio__owner == NULL && m->cio__waiters.head == NULL)
         return take_free(t, m);
     cio__waiter w = {0};
-    int rc = cio__park_q(t, &m->cio__waiters, &w, CIO__W_MUTEX, m,
-                         CIO_NEVER, park_flags);
+    int rc = cio__park_q_inline(t, &m->cio__waiters, &w, CIO__W_MUTEX, m,
+                                CIO_NEVER, park_flags);
     if (rc < 0)
         return rc;
     bool broken = w.value == &broken_mark;
@@ -179,8 +180,8 @@ int cio_event_wait(cio_event *e)
     if (rc < 0 || e->cio__set)
         return rc;
     cio__waiter w = {0};
-    return cio__park_q(t, &e->cio__waiters, &w, CIO__W_EVENT, e, CIO_NEVER,
-                       0);
+    return cio__park_q_inline(t, &e->cio__waiters, &w, CIO__W_EVENT, e,
+                              CIO_NEVER, 0);
 }
 
 /* ---- condition ---------------------------------------------------------- */
@@ -204,7 +205,8 @@ int cio_cond_wait(cio_cond *c, cio_mutex *m)
     held_remove(t, m);
     mutex_hand_off(m, false);
     cio__waiter w = {0};
-    rc = cio__park_q(t, &c->cio__waiters, &w, CIO__W_COND, c, CIO_NEVER, 0);
+    rc = cio__park_q_inline(t, &c->cio__waiters, &w, CIO__W_COND, c,
+                            CIO_NEVER, 0);
     if (rc == 0 && cio__cancelled(t)) {
         /* Notified, then cancelled before running: the notification goes
          * to the next waiter. */
@@ -266,7 +268,8 @@ int cio_sem_acquire(cio_sem *s)
         return 0;
     }
     cio__waiter w = {0};
-    rc = cio__park_q(t, &s->cio__waiters, &w, CIO__W_SEM, s, CIO_NEVER, 0);
+    rc = cio__park_q_inline(t, &s->cio__waiters, &w, CIO__W_SEM, s,
+                            CIO_NEVER, 0);
     if (rc < 0)
         return rc;
     if (cio__cancelled(t)) {

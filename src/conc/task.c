@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
+#include "core/switch.h"
 #include "internal.h"
 
 #ifdef CIO__TSAN
@@ -460,7 +461,7 @@ static int join_wait(cio_task *self, cio_task *t, unsigned flags)
     t->joiner = self;
     self->unlink = join_unlink;
     self->wait_q = NULL;
-    return cio__park(self, CIO__W_JOIN, t, CIO_NEVER, flags);
+    return cio__park_inline(self, CIO__W_JOIN, t, CIO_NEVER, flags);
 }
 
 int cio_task_join(cio_task *t)
