@@ -757,9 +757,9 @@ static inline void cio__wake(cio_task *t, int result)
     cio__schedule(t);
 }
 
-static inline int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w,
-                              int kind, const void *obj, int64_t deadline,
-                              unsigned flags)
+/* Queue `t` on `q` through `w`, where a waker or an interruption finds
+ * it (the first half of cio__park_q). */
+static inline void cio__wait_on(cio_task *t, cio__waitq *q, cio__waiter *w)
 {
     w->task = t;
     w->granted = 0;
@@ -767,6 +767,13 @@ static inline int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w,
     t->wait_q = q;
     t->wait_node = w;
     t->unlink = NULL;
+}
+
+static inline int cio__park_q(cio_task *t, cio__waitq *q, cio__waiter *w,
+                              int kind, const void *obj, int64_t deadline,
+                              unsigned flags)
+{
+    cio__wait_on(t, q, w);
     return cio__park(t, kind, obj, deadline, flags);
 }
 

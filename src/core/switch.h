@@ -194,12 +194,7 @@ static inline __attribute__((always_inline)) int
 cio__park_q_inline(cio_task *t, cio__waitq *q, cio__waiter *w, int kind,
                    const void *obj, int64_t deadline, unsigned flags)
 {
-    w->task = t;
-    w->granted = 0;
-    cio__waitq_push(q, w);
-    t->wait_q = q;
-    t->wait_node = w;
-    t->unlink = NULL;
+    cio__wait_on(t, q, w);
     return cio__park_inline(t, kind, obj, deadline, flags);
 }
 
