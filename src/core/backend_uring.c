@@ -597,8 +597,9 @@ static int reap(cio__backend *b)
  * queued, to run the completions it deferred (DEFER_TASKRUN: the ring's
  * IORING_SQ_TASKRUN flag says some are pending), or to flush completions
  * that overflowed the ring. Otherwise every completion there is is in the
- * ring already. A ring without TASKRUN_FLAG has no deferred completions:
- * the kernel posts them when the thread next leaves it. */
+ * ring already. A ring set up without TASKRUN_FLAG (an older kernel)
+ * cannot tell, so there the poll enters unless completions are already
+ * waiting in the ring. */
 static bool must_enter(cio__backend *b)
 {
     unsigned flags = IO_URING_READ_ONCE(*b->ring.sq.kflags);
