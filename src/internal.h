@@ -96,6 +96,12 @@ static inline bool cio__stack_canary_ok(const cio__stack *s)
 }
 size_t cio__stack_pooled(const cio__stack_pool *p);
 uint64_t cio__stack_mapped(const cio__stack_pool *p);
+/* Of the stacks mapped, those a helper thread prepared (stack.c). */
+uint64_t cio__stack_prepared(const cio__stack_pool *p);
+/* Tests: wait until the helper has prepared every slab asked for `p`;
+ * use the helper (or not) whatever the CPUs. */
+void cio__stack_pool_settle(cio__stack_pool *p);
+void cio__stack_helper_force(bool on);
 size_t cio__page_size(void);
 /* Tests: give new stacks canaries instead of guard pages. */
 void cio__stack_force_canary(void);

@@ -271,3 +271,137 @@ TEST(stack_used_measures_the_deepest_point)
     ASSERT_TRUE(cio_task_stack_used(NULL) > 0); /* main's own */
     return 0;
 }
+
+/* ---- preparing slabs ahead ------------------------------------------------ */
+
+/* True if the byte at `p` cannot be read: the kernel, copying from it,
+ * reports EFAULT (no signal involved). */
+static bool unreadable(const void *p)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return false;
+    bool fault = write(fds[1], p, 1) < 0 && errno == EFAULT;
+    close(fds[0]);
+    close(fds[1]);
+    return fault;
+}
+
+static int by_address(const void *a, const void *b)
+{
+    const cio__stack *x = a, *y = b;
+    return (uintptr_t)x->lo < (uintptr_t)y->lo ? -1 : x->lo != y->lo;
+}
+
+/* Stacks do not overlap; each has a guard page below it or a canary, and
+ * its top and bottom bytes are writable. */
+static int check_stacks(cio__stack *st, size_t n)
+{
+    qsort(st, n, sizeof *st, by_address);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            ASSERT_TRUE((char *)st[i - 1].lo + st[i - 1].size <
+                        (char *)st[i].lo);
+        if (st[i].canary)
+            ASSERT_TRUE(cio__stack_canary_ok(&st[i]));
+        else
+            ASSERT_TRUE(unreadable((const char *)st[i].lo - 1));
+        ((volatile char *)st[i].lo)[st[i].size - 1] = 1;
+        if (!st[i].canary)
+            ((volatile char *)st[i].lo)[0] = 1;
+    }
+    return 0;
+}
+
+enum { HELPER_STACKS = 240 }; /* 8 slabs of 64 KiB stacks */
+
+TEST_NATIVE(stack_helper_prepares_slabs_ahead)
+{
+    cio__stack_helper_force(true);
+    long live = cio__alloc_live();
+    cio__stack_pool *p;
+    ASSERT_OK(cio__stack_pool_init(&p));
+    static cio__stack st[HELPER_STACKS];
+    size_t n = 0;
+    /* Three slabs' worth: the pool asks the helper for more. */
+    while (n < 90)
+        ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[n++]));
+    cio__stack_pool_settle(p);
+    /* The class runs dry within a slab and takes the prepared ones. */
+    uint64_t before = cio__stack_prepared(p);
+    size_t limit = n + 31;
+    while (cio__stack_prepared(p) == before && n < limit)
+        ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[n++]));
+    ASSERT_TRUE(cio__stack_prepared(p) > before);
+    while (n < HELPER_STACKS)
+        ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[n++]));
+    ASSERT_EQ(0, check_stacks(st, n));
+    ASSERT_TRUE(cio__stack_mapped(p) >= n);
+    for (size_t i = 0; i < n; i++)
+        cio__stack_put(p, &st[i]);
+    ASSERT_EQ(cio__stack_mapped(p), cio__stack_pooled(p));
+    cio__stack_pool_fini(p);
+    ASSERT_EQ(live, cio__alloc_live());
+    return 0;
+}
+
+/* A pool closed while the helper prepares its slabs waits for it, and
+ * frees what was asked and what is ready. */
+TEST_NATIVE(stack_pool_closes_while_helper_prepares)
+{
+    cio__stack_helper_force(true);
+    long live = cio__alloc_live();
+    static cio__stack st[100];
+    for (int round = 0; round < 20; round++) {
+        cio__stack_pool *p;
+        ASSERT_OK(cio__stack_pool_init(&p));
+        for (int i = 0; i < 100; i++)
+            ASSERT_OK(cio__stack_get(p, CIO_STACK_MIN, &st[i]));
+        for (int i = 0; i < 100; i++)
+            cio__stack_put(p, &st[i]);
+        cio__stack_pool_fini(p);
+    }
+    ASSERT_EQ(live, cio__alloc_live());
+    return 0;
+}
+
+TEST_NATIVE(stack_helper_off_prepares_nothing)
+{
+    cio__stack_helper_force(false);
+    cio__stack_pool *p;
+    ASSERT_OK(cio__stack_pool_init(&p));
+    static cio__stack st[HELPER_STACKS];
+    for (size_t i = 0; i < HELPER_STACKS; i++)
+        ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[i]));
+    ASSERT_EQ(0, cio__stack_prepared(p));
+    ASSERT_EQ(0, check_stacks(st, HELPER_STACKS));
+    for (size_t i = 0; i < HELPER_STACKS; i++)
+        cio__stack_put(p, &st[i]);
+    cio__stack_pool_fini(p);
+    return 0;
+}
+
+static int sum_to(void *arg)
+{
+    int rc = cio_sleep((int64_t)(uintptr_t)arg * CIO_MSEC);
+    return rc < 0 ? rc : (int)(uintptr_t)arg;
+}
+
+/* Tasks on stacks the helper prepared run like any other. */
+TEST(stack_helper_stacks_run_tasks)
+{
+    cio__stack_helper_force(true);
+    enum { N = 3000 };
+    static cio_task *t[N];
+    for (int i = 0; i < N; i++) {
+        ASSERT_OK(cio_spawn(&t[i], sum_to, (void *)(uintptr_t)(i % 100)));
+        if (i == 100) /* the pool has asked: let the helper deliver */
+            cio__stack_pool_settle(cio__loop->stacks);
+    }
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(i % 100, cio_task_join(t[i]));
+        cio_task_free(t[i]);
+    }
+    ASSERT_TRUE(cio__stack_prepared(cio__loop->stacks) > 0);
+    return 0;
+}

@@ -15,8 +15,13 @@
  * never maps in steady state. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -51,17 +56,29 @@ typedef struct free_stack {
     cio__stack s;
 } free_stack;
 
+/* The most stacks a slab holds: the smallest stack on the smallest page. */
+#define SLAB_MAX_STACKS (SLAB_BYTES / (CIO_STACK_MIN + 4096))
+
 typedef struct slab {
-    struct slab *next;
-    void *base;
+    struct slab *next;       /* the pool's slabs */
+    struct slab *fresh_next; /* the class's slabs with stacks never used */
+    void *base;       /* NULL: not mapped (a request the helper failed) */
     size_t len;
-    long mprotected; /* stacks guarded by mprotect (mapping budget) */
+    size_t size;      /* usable bytes of each stack */
+    size_t n;         /* stacks */
+    long mprotected;  /* stacks guarded by mprotect (mapping budget) */
+    /* Stacks that got a canary word instead of a guard page. */
+    uint64_t canary[(SLAB_MAX_STACKS + 63) / 64];
 } slab;
 
 typedef struct size_class {
     size_t size; /* usable bytes, page multiple */
     free_stack *free;
-    size_t nfree;
+    /* Slabs whose stacks are handed out in address order, straight from
+     * the slab: the first `fresh_i` stacks of the first are taken. */
+    slab *fresh, *fresh_tail;
+    size_t fresh_i;
+    unsigned slabs; /* slabs added to this class */
 } size_class;
 
 struct cio__stack_pool {
@@ -73,7 +90,15 @@ struct cio__stack_pool {
     int nclasses;
     slab *slabs;
     uint64_t mapped;
+    uint64_t prepared; /* of those, prepared by the helper */
     size_t pooled;
+    bool ahead; /* has asked the helper for slabs */
+    /* Under helper.mu: */
+    slab *asked;  /* requests the helper has not started */
+    slab *ready;  /* slabs the helper prepared, not yet carved */
+    int nahead;   /* asked + being prepared + ready */
+    bool queued;  /* on the helper's queue */
+    struct cio__stack_pool *qnext;
 };
 
 enum { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT };
@@ -171,24 +196,6 @@ int cio__stack_pool_init(cio__stack_pool **out)
     return 0;
 }
 
-void cio__stack_pool_fini(cio__stack_pool *p)
-{
-    if (p == NULL)
-        return;
-#ifdef CIO_HAVE_VALGRIND
-    for (int c = 0; c < p->nclasses; c++)
-        for (free_stack *f = p->classes[c].free; f; f = f->next)
-            VALGRIND_STACK_DEREGISTER(f->s.vg_id);
-#endif
-    for (slab *s = p->slabs, *next; s; s = next) {
-        next = s->next;
-        atomic_fetch_add(&mprotect_budget, s->mprotected);
-        munmap(s->base, s->len);
-        cio__free(s);
-    }
-    cio__free(p);
-}
-
 static size_class *find_class(cio__stack_pool *p, size_t size)
 {
     for (int c = 0; c < p->nclasses; c++)
@@ -207,7 +214,6 @@ static void push_free(size_class *sc, const cio__stack *s)
     f->s = *s;
     f->next = sc->free;
     sc->free = f;
-    sc->nfree++;
 }
 
 /* One process_madvise(2) call on this process for `n` one-page ranges;
@@ -266,78 +272,473 @@ static size_t prepare_slab(char *base, size_t n, size_t each)
     return guarded;
 }
 
-/* Map a slab of stacks of `sc->size` usable bytes and pool them all. */
-static int map_slab(cio__stack_pool *p, size_class *sc)
+/* Address space for slabs is mapped RESERVE_BYTES at a time and handed
+ * out by bumping a pointer. A mapping takes the process's memory map lock
+ * for writing, so it waits for every other thread's page populating to
+ * finish and holds off the next: with a slab per mapping, the helper and
+ * the loop would mostly take turns. Slabs are unmapped one by one. */
+#define RESERVE_BYTES ((size_t)64 << 20)
+
+static struct {
+    pthread_mutex_t mu;
+    char *next, *end;
+} reserve = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void atfork_once(void);
+
+static void *reserve_slab(size_t len)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, atfork_once);
+    pthread_mutex_lock(&reserve.mu);
+    if ((size_t)(reserve.end - reserve.next) < len) {
+        size_t want = len > RESERVE_BYTES ? len : RESERVE_BYTES;
+        void *p = mmap(NULL, want, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) {
+            pthread_mutex_unlock(&reserve.mu);
+            return NULL;
+        }
+        /* A task uses a page or two of its stack: where transparent huge
+         * pages are on for every mapping, 2 MiB aligned ranges of this
+         * one would otherwise be backed by huge pages at the first touch. */
+        madvise(p, want, MADV_NOHUGEPAGE);
+        if (reserve.end != reserve.next)
+            munmap(reserve.next, (size_t)(reserve.end - reserve.next));
+        reserve.next = p;
+        reserve.end = (char *)p + want;
+    }
+    void *p = reserve.next;
+    reserve.next += len;
+    pthread_mutex_unlock(&reserve.mu);
+    return p;
+}
+
+/* Map and prepare the stacks of `s` (its `size` set): resident top pages,
+ * guards or canary marks. Touches nothing but `s`, so the helper thread
+ * runs it too. On failure `s->base` stays NULL. */
+static void fill_slab(slab *s)
 {
     size_t pg = cio__page_size();
-    size_t each = sc->size + pg;
+    size_t each = s->size + pg;
     size_t n = SLAB_BYTES / each;
     if (n == 0)
         n = 1;
-    slab *s = cio__malloc(sizeof *s);
+    void *base = reserve_slab(n * each);
+    if (base == NULL)
+        return;
+    s->base = base;
+    s->len = n * each;
+    s->n = n;
+    s->mprotected = 0;
+    memset(s->canary, 0, sizeof s->canary);
+    for (size_t i = prepare_slab(base, n, each); i < n; i++)
+        if (!guard((char *)base + i * each, &s->mprotected))
+            s->canary[i / 64] |= UINT64_C(1) << (i % 64);
+}
+
+/* Pool the stacks of a filled slab. Nothing is written to them: each is
+ * handed out from the slab itself (take_fresh), so taking one costs no
+ * cache miss on its page, and its task's first frame is the first touch. */
+static void add_slab(cio__stack_pool *p, size_class *sc, slab *s)
+{
+    s->next = p->slabs;
+    p->slabs = s;
+    s->fresh_next = NULL;
+    if (sc->fresh_tail)
+        sc->fresh_tail->fresh_next = s;
+    else
+        sc->fresh = s;
+    sc->fresh_tail = s;
+    sc->slabs++;
+    p->mapped += s->n;
+    p->pooled += s->n;
+}
+
+/* The next never-used stack of the class (it has one). */
+static void take_fresh(cio__stack_pool *p, size_class *sc, cio__stack *out)
+{
+    slab *s = sc->fresh;
+    size_t i = sc->fresh_i, pg = cio__page_size();
+    char *g = (char *)s->base + i * (s->size + pg);
+    *out = (cio__stack){.lo = g + pg, .size = s->size};
+    out->canary = (s->canary[i / 64] >> (i % 64)) & 1;
+    if (out->canary)
+        *(uint64_t *)out->lo = CANARY;
+#ifdef CIO_HAVE_VALGRIND
+    out->vg_id = VALGRIND_STACK_REGISTER(out->lo, (char *)out->lo + s->size);
+#endif
+    if (++sc->fresh_i == s->n) {
+        sc->fresh = s->fresh_next;
+        if (sc->fresh == NULL)
+            sc->fresh_tail = NULL;
+        sc->fresh_i = 0;
+    }
+    p->pooled--;
+}
+
+static void drop_slab(slab *s)
+{
+    if (s->base) {
+        atomic_fetch_add(&mprotect_budget, s->mprotected);
+        munmap(s->base, s->len);
+    }
+    cio__free(s);
+}
+
+/* ---- preparing slabs ahead ------------------------------------------------
+ *
+ * A burst of spawns drains a pool faster than the kernel hands out pages:
+ * preparing a slab (30 stacks of 64 KiB: their top pages made resident,
+ * their guards installed) costs ~40 us of kernel time on the build VM,
+ * spawning its 30 tasks ~1.5 us. Once a class has had AHEAD_AFTER slabs,
+ * each time the pool runs dry it asks a helper thread to keep AHEAD slabs
+ * in preparation, and prepares one itself only if none is ready: on a
+ * second CPU the kernel then fills pages for two threads at once, and a
+ * burst of 100,000 spawns takes about half the time.
+ *
+ * The helper never touches a pool's stacks. A request is a slab struct
+ * the loop allocated; the helper maps and prepares it and hands it back
+ * on the pool's ready list, which the loop carves when it next runs dry.
+ * What a burst leaves prepared stays for the next one: at most AHEAD
+ * slabs a pool, 30 resident pages each. The helper is one thread for the
+ * process, started when first asked, and it ends after HELPER_IDLE_SEC
+ * without work. With a single CPU to run on it would only take turns
+ * with the loop, so it is not used. */
+#define AHEAD_AFTER 2
+#define AHEAD 2
+#define HELPER_IDLE_SEC 2
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* a pool was queued */
+    pthread_cond_t idle; /* a slab was prepared */
+    cio__stack_pool *queue, *queue_tail;
+    cio__stack_pool *busy; /* the pool whose slab is being prepared */
+    bool running;
+    int usable; /* 0 unknown, 1 yes, -1 no */
+} helper = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .work = PTHREAD_COND_INITIALIZER,
+    .idle = PTHREAD_COND_INITIALIZER,
+};
+
+static void helper_lock(void)
+{
+    pthread_mutex_lock(&helper.mu);
+}
+
+static void helper_unlock(void)
+{
+    pthread_mutex_unlock(&helper.mu);
+}
+
+/* A fork keeps only the forking thread. Taking both locks around it
+ * leaves them free in the child, which starts without a helper. A slab
+ * being prepared at the fork is lost to the child (its pool just asks
+ * less ahead). */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&reserve.mu);
+    helper_lock();
+}
+
+static void fork_parent(void)
+{
+    helper_unlock();
+    pthread_mutex_unlock(&reserve.mu);
+}
+
+static void fork_child(void)
+{
+    pthread_cond_init(&helper.work, NULL);
+    pthread_cond_init(&helper.idle, NULL);
+    helper.running = false;
+    helper.busy = NULL;
+    fork_parent();
+}
+
+static void atfork_once(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void enqueue(cio__stack_pool *p)
+{
+    p->queued = true;
+    if (helper.queue_tail)
+        helper.queue_tail->qnext = p;
+    else
+        helper.queue = p;
+    helper.queue_tail = p;
+}
+
+static void dequeue(cio__stack_pool *p)
+{
+    cio__stack_pool **pp = &helper.queue, *prev = NULL;
+    while (*pp != p) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    *pp = p->qnext;
+    if (helper.queue_tail == p)
+        helper.queue_tail = prev;
+    p->queued = false;
+    p->qnext = NULL;
+}
+
+static void *helper_main(void *arg)
+{
+    (void)arg;
+    helper_lock();
+    for (;;) {
+        cio__stack_pool *p = helper.queue;
+        if (p == NULL) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += HELPER_IDLE_SEC;
+            if (pthread_cond_timedwait(&helper.work, &helper.mu, &until) ==
+                    ETIMEDOUT &&
+                helper.queue == NULL)
+                break;
+            continue;
+        }
+        slab *s = p->asked;
+        p->asked = s->next;
+        /* Round robin: a pool with more to ask goes to the back. */
+        dequeue(p);
+        if (p->asked)
+            enqueue(p);
+        helper.busy = p;
+        helper_unlock();
+        fill_slab(s);
+        helper_lock();
+        s->next = p->ready;
+        p->ready = s;
+        helper.busy = NULL;
+        pthread_cond_broadcast(&helper.idle);
+    }
+    helper.running = false;
+    helper_unlock();
+    return NULL;
+}
+
+void cio__stack_helper_force(bool on)
+{
+    helper_lock();
+    helper.usable = on ? 1 : -1;
+    helper_unlock();
+}
+
+static bool helper_usable(void)
+{
+    if (helper.usable == 0) {
+        cpu_set_t cpus;
+        bool many = sched_getaffinity(0, sizeof cpus, &cpus) == 0 &&
+                    CPU_COUNT(&cpus) > 1;
+        const char *env = getenv("CIO_STACK_HELPER");
+        if (env && *env)
+            many = strcmp(env, "0") != 0;
+        helper.usable = many ? 1 : -1;
+    }
+    return helper.usable > 0;
+}
+
+/* Start the helper if it is not running; false if it cannot be. Called
+ * with the lock held. */
+static bool helper_start(void)
+{
+    if (helper.running)
+        return true;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0)
+        return false;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    /* The helper takes no signal: they are the program's. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    int rc = pthread_create(&th, &attr, helper_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        helper.usable = -1;
+        return false;
+    }
+    pthread_setname_np(th, "cio-stacks");
+    helper.running = true;
+    return true;
+}
+
+/* Keep AHEAD slabs of `size` stacks asked for, prepared or ready. */
+static void ask_ahead(cio__stack_pool *p, size_t size)
+{
+    helper_lock();
+    if (!helper_usable() || !helper_start()) {
+        helper_unlock();
+        return;
+    }
+    while (p->nahead < AHEAD) {
+        slab *s = cio__calloc(1, sizeof *s);
+        if (s == NULL)
+            break;
+        s->size = size;
+        s->next = p->asked;
+        p->asked = s;
+        p->nahead++;
+    }
+    if (p->asked && !p->queued) {
+        enqueue(p);
+        pthread_cond_signal(&helper.work);
+    }
+    p->ahead = true;
+    helper_unlock();
+}
+
+/* Carve what the helper has prepared; requests it failed are dropped. */
+static void take_ready(cio__stack_pool *p)
+{
+    helper_lock();
+    slab *s = p->ready;
+    p->ready = NULL;
+    for (slab *r = s; r; r = r->next)
+        p->nahead--;
+    helper_unlock();
+    for (slab *next; s; s = next) {
+        next = s->next;
+        if (s->base == NULL) {
+            cio__free(s);
+            continue;
+        }
+        size_class *sc = find_class(p, s->size);
+        if (sc == NULL) { /* cannot happen: it was asked for a class */
+            drop_slab(s);
+            continue;
+        }
+        add_slab(p, sc, s);
+        p->prepared += s->n;
+    }
+}
+
+/* Stop asking for `p` and take back everything asked for it; waits while
+ * the helper prepares one of its slabs. */
+static void stop_asking(cio__stack_pool *p)
+{
+    helper_lock();
+    if (p->queued)
+        dequeue(p);
+    while (helper.busy == p)
+        pthread_cond_wait(&helper.idle, &helper.mu);
+    slab *asked = p->asked, *ready = p->ready;
+    p->asked = p->ready = NULL;
+    p->nahead = 0;
+    helper_unlock();
+    for (slab *next; asked; asked = next) {
+        next = asked->next;
+        cio__free(asked);
+    }
+    for (slab *next; ready; ready = next) {
+        next = ready->next;
+        drop_slab(ready);
+    }
+}
+
+void cio__stack_pool_settle(cio__stack_pool *p)
+{
+    helper_lock();
+    while (p->asked || helper.busy == p)
+        pthread_cond_wait(&helper.idle, &helper.mu);
+    helper_unlock();
+}
+
+uint64_t cio__stack_prepared(const cio__stack_pool *p)
+{
+    return p->prepared;
+}
+
+void cio__stack_pool_fini(cio__stack_pool *p)
+{
+    if (p == NULL)
+        return;
+    if (p->ahead)
+        stop_asking(p);
+#ifdef CIO_HAVE_VALGRIND
+    for (int c = 0; c < p->nclasses; c++)
+        for (free_stack *f = p->classes[c].free; f; f = f->next)
+            VALGRIND_STACK_DEREGISTER(f->s.vg_id);
+#endif
+    for (slab *s = p->slabs, *next; s; s = next) {
+        next = s->next;
+        drop_slab(s);
+    }
+    cio__free(p);
+}
+
+/* Map and prepare a slab for `sc` on this thread. */
+static int map_slab(cio__stack_pool *p, size_class *sc)
+{
+    slab *s = cio__calloc(1, sizeof *s);
     if (s == NULL)
         return -ENOMEM;
-    s->len = n * each;
-    s->base = mmap(NULL, s->len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (s->base == MAP_FAILED) {
+    s->size = sc->size;
+    fill_slab(s);
+    if (s->base == NULL) {
         cio__free(s);
         return -ENOMEM;
     }
-    s->mprotected = 0;
-    s->next = p->slabs;
-    p->slabs = s;
-    size_t guarded = prepare_slab(s->base, n, each);
-    /* Push in reverse so stacks are handed out in address order. */
-    for (size_t i = n; i-- > 0;) {
-        char *g = (char *)s->base + i * each;
-        cio__stack st = {.lo = g + pg, .size = sc->size};
-        st.canary = i >= guarded && !guard(g, &s->mprotected);
-        if (st.canary)
-            *(uint64_t *)st.lo = CANARY;
-#ifdef CIO_HAVE_VALGRIND
-        st.vg_id = VALGRIND_STACK_REGISTER(st.lo, (char *)st.lo + st.size);
-#endif
-        push_free(sc, &st);
-    }
-    p->mapped += n;
-    p->pooled += n;
+    add_slab(p, sc, s);
     return 0;
 }
 
-/* The slow part of cio__stack_get: find the class for a new size, map a
- * slab when the class has no free stack. Kept out of line so the common
- * case (a pooled stack of the last size) pays for no stack frame. */
-static __attribute__((noinline)) size_class *
-refill(cio__stack_pool *p, size_t size)
+static inline void pop_free(cio__stack_pool *p, size_class *sc,
+                            cio__stack *out)
+{
+    free_stack *f = sc->free;
+    sc->free = f->next;
+    p->pooled--;
+    *out = f->s;
+}
+
+/* The slow part of cio__stack_get: find the class for a new size, take a
+ * never-used stack, add a slab when the class has none. Kept out of line
+ * so the common case (a pooled stack of the last size) pays for no stack
+ * frame. */
+static __attribute__((noinline)) int refill(cio__stack_pool *p, size_t size,
+                                            cio__stack *out)
 {
     size_class *sc = p->hot;
     if (size != p->hot_size || sc == NULL) {
         size_t pg = cio__page_size();
         sc = find_class(p, (size + pg - 1) & ~(pg - 1));
         if (sc == NULL)
-            return NULL;
+            return -ENOMEM;
         p->hot = sc;
         p->hot_size = size;
     }
-    if (sc->free == NULL && map_slab(p, sc) < 0)
-        return NULL;
-    return sc;
+    if (sc->free) {
+        pop_free(p, sc, out);
+        return 0;
+    }
+    if (sc->fresh == NULL) {
+        if (p->ahead)
+            take_ready(p);
+        if (sc->fresh == NULL && map_slab(p, sc) < 0)
+            return -ENOMEM;
+        if (sc->slabs >= AHEAD_AFTER)
+            ask_ahead(p, sc->size);
+    }
+    take_fresh(p, sc, out);
+    return 0;
 }
 
 int cio__stack_get(cio__stack_pool *p, size_t size, cio__stack *out)
 {
     size_class *sc = p->hot;
-    if (CIO__UNLIKELY(size != p->hot_size || sc == NULL || sc->free == NULL)) {
-        sc = refill(p, size);
-        if (sc == NULL)
-            return -ENOMEM;
-    }
-    free_stack *f = sc->free;
-    sc->free = f->next;
-    sc->nfree--;
-    p->pooled--;
-    *out = f->s;
+    if (CIO__UNLIKELY(size != p->hot_size || sc == NULL || sc->free == NULL))
+        return refill(p, size, out);
+    pop_free(p, sc, out);
     return 0;
 }
 
