@@ -5,8 +5,19 @@
  * spawn, divided by N, and how long the spawning took (the tasks start
  * once it is over, so it is part of the lateness). argv[2] names the
  * result (default "sleepers"); argv[3] sets the task stack size in bytes,
- * or "min" for CIO_STACK_MIN. */
+ * or "min" for CIO_STACK_MIN.
+ *
+ * The anchor, after the run: how long the kernel takes to make N fresh
+ * pages resident for one thread, in one madvise call (kernel_pages_ms).
+ * Each task needs one such page for its stack, so on one thread that is
+ * a floor under the spawning. */
+#include <sys/mman.h>
+
 #include "bench.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 typedef struct job {
     long n;
@@ -28,6 +39,22 @@ static int spawn_all(cio_group *g, long n)
             return bench_fail("cio_group_spawn", rc);
     }
     return 0;
+}
+
+/* ms to populate `n` fresh pages in one call; -1 if the kernel refuses. */
+static double kernel_pages_ms(long n)
+{
+    size_t len = (size_t)n * 4096;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    madvise(p, len, MADV_NOHUGEPAGE);
+    int64_t t0 = bench_now();
+    int rc = madvise(p, len, MADV_POPULATE_WRITE);
+    int64_t dt = bench_now() - t0;
+    munmap(p, len);
+    return rc == 0 ? (double)dt / 1e6 : -1;
 }
 
 static int sleepers_main(void *arg)
@@ -63,6 +90,9 @@ static int sleepers_main(void *arg)
     printf("%s.bytes_per_task %.0f bytes\n", j->name,
            (double)(peak_kib - base_kib) * 1024.0 / (double)j->n);
     printf("%s.spawn_ms %.1f ms\n", j->name, (double)(spawned - t0) / 1e6);
+    double floor_ms = kernel_pages_ms(j->n);
+    if (floor_ms >= 0)
+        printf("%s.kernel_pages_ms %.1f ms\n", j->name, floor_ms);
     return 0;
 }
 
