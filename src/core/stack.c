@@ -95,7 +95,7 @@ struct cio__stack_pool {
     bool ahead; /* has asked the helper for slabs */
     /* Under helper.mu: */
     slab *asked;  /* requests the helper has not started */
-    slab *ready;  /* slabs the helper prepared, not yet carved */
+    slab *ready;  /* slabs the helper prepared, not yet taken */
     int nahead;   /* asked + being prepared + ready */
     bool queued;  /* on the helper's queue */
     struct cio__stack_pool *qnext;
@@ -395,11 +395,12 @@ static void drop_slab(slab *s)
  * each time the pool runs dry it asks a helper thread to keep AHEAD slabs
  * in preparation, and prepares one itself only if none is ready: on a
  * second CPU the kernel then fills pages for two threads at once, and a
- * burst of 100,000 spawns takes about half the time.
+ * burst of 100,000 spawns takes about a third less time (the two threads
+ * contend in the kernel's page allocator, so not half).
  *
  * The helper never touches a pool's stacks. A request is a slab struct
  * the loop allocated; the helper maps and prepares it and hands it back
- * on the pool's ready list, which the loop carves when it next runs dry.
+ * on the pool's ready list, which the loop takes when it next runs dry.
  * What a burst leaves prepared stays for the next one: at most AHEAD
  * slabs a pool, 30 resident pages each. The helper is one thread for the
  * process, started when first asked, and it ends after HELPER_IDLE_SEC
@@ -597,7 +598,7 @@ static void ask_ahead(cio__stack_pool *p, size_t size)
     helper_unlock();
 }
 
-/* Carve what the helper has prepared; requests it failed are dropped. */
+/* Take what the helper has prepared; requests it failed are dropped. */
 static void take_ready(cio__stack_pool *p)
 {
     helper_lock();
