@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cio/xloop.h"
 #include "internal.h"
 #include "test.h"
 
@@ -403,5 +404,48 @@ TEST(stack_helper_stacks_run_tasks)
         cio_task_free(t[i]);
     }
     ASSERT_TRUE(cio__stack_prepared(cio__loop->stacks) > 0);
+    return 0;
+}
+
+/* Three loops on three threads burst at once: the one helper serves
+ * their pools in turn, and each loop's tasks run on stacks it prepared. */
+static int burst_on_loop(void *arg)
+{
+    (void)arg;
+    enum { N = 2000 };
+    cio_group *g;
+    int rc = cio_group_new(&g, 0);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < N && rc == 0; i++) {
+        rc = cio_group_spawn(g, NULL, sum_to, (void *)(uintptr_t)(i % 3));
+        if (i == 100)
+            cio__stack_pool_settle(cio__loop->stacks);
+    }
+    int jrc = cio_group_join(g);
+    cio_group_free(g);
+    if (rc < 0 || jrc < 0)
+        return rc < 0 ? rc : jrc;
+    return cio__stack_prepared(cio__loop->stacks) > 0 ? 0 : -EPROTO;
+}
+
+static int run_three(void *arg)
+{
+    int *results = arg;
+    cio_multi_config cfg;
+    cio_multi_config_init(&cfg);
+    cfg.loops = 3;
+    cfg.loop.handle_signals = 0;
+    cfg.results = results;
+    return cio_run_multi(&cfg, burst_on_loop, NULL);
+}
+
+TEST_REALTIME(stack_helper_serves_several_loops)
+{
+    cio__stack_helper_force(true);
+    int results[3] = {-1, -1, -1};
+    ASSERT_OK(cio_to_thread(run_three, results));
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(0, results[i]);
     return 0;
 }
