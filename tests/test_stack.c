@@ -449,3 +449,38 @@ TEST_REALTIME(stack_helper_serves_several_loops)
         ASSERT_EQ(0, results[i]);
     return 0;
 }
+
+/* A fork while the helper runs leaves the child a free lock and no
+ * helper: the child's loops start their own. */
+static int burst_in_child(void *arg)
+{
+    (void)arg;
+    int rc = burst_on_loop(NULL);
+    return rc;
+}
+
+TEST_NATIVE(stack_helper_after_fork)
+{
+    cio__stack_helper_force(true);
+    /* Make the helper busy in this process first. */
+    static cio_task *t[300];
+    for (int i = 0; i < 300; i++)
+        ASSERT_OK(cio_spawn(&t[i], sum_to, NULL));
+    for (int rounds = 0; rounds < 5; rounds++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            cio__loop = NULL; /* the parent's loop is not ours */
+            alarm(20);
+            _exit(cio_run(burst_in_child, NULL) == 0 ? 0 : 3);
+        }
+        int status = 0;
+        ASSERT_EQ(pid, waitpid(pid, &status, 0));
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(0, WEXITSTATUS(status));
+    }
+    for (int i = 0; i < 300; i++) {
+        ASSERT_EQ(0, cio_task_join(t[i]));
+        cio_task_free(t[i]);
+    }
+    return 0;
+}
