@@ -484,3 +484,33 @@ TEST_NATIVE(stack_helper_after_fork)
     }
     return 0;
 }
+
+static int touch_deep(void *arg)
+{
+    long used = touch_stack(200); /* 200 KiB down */
+    *(long *)arg = used;
+    return cio_sleep(CIO_MSEC);
+}
+
+/* Stacks bigger than a slab get a mapping each; a burst of them goes
+ * through the helper like small ones. */
+TEST(stack_helper_prepares_big_stacks)
+{
+    cio__stack_helper_force(true);
+    enum { N = 60 };
+    static cio_task *t[N];
+    static long used[N];
+    cio_spawn_opts o = {.stack_size = 16 << 20};
+    for (int i = 0; i < N; i++) {
+        ASSERT_OK(cio_spawn_ex(&t[i], touch_deep, &used[i], &o));
+        if (i == 10)
+            cio__stack_pool_settle(cio__loop->stacks);
+    }
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(0, cio_task_join(t[i]));
+        cio_task_free(t[i]);
+        ASSERT_TRUE(used[i] >= 200 * 1024 && used[i] < 16 << 20);
+    }
+    ASSERT_TRUE(cio__stack_prepared(cio__loop->stacks) > 0);
+    return 0;
+}

@@ -286,27 +286,37 @@ static struct {
 
 static void atfork_once(void);
 
+static void *map_space(size_t len)
+{
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    /* A task uses a page or two of its stack: where transparent huge
+     * pages are on for every mapping, 2 MiB aligned ranges would otherwise
+     * be backed by huge pages at the first touch. */
+    madvise(p, len, MADV_NOHUGEPAGE);
+    return p;
+}
+
 static void *reserve_slab(size_t len)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, atfork_once);
+    /* A slab of one big stack gets a mapping of its own. */
+    if (len > RESERVE_BYTES / 8)
+        return map_space(len);
     pthread_mutex_lock(&reserve.mu);
     if ((size_t)(reserve.end - reserve.next) < len) {
-        size_t want = len > RESERVE_BYTES ? len : RESERVE_BYTES;
-        void *p = mmap(NULL, want, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED) {
+        void *p = map_space(RESERVE_BYTES);
+        if (p == NULL) {
             pthread_mutex_unlock(&reserve.mu);
             return NULL;
         }
-        /* A task uses a page or two of its stack: where transparent huge
-         * pages are on for every mapping, 2 MiB aligned ranges of this
-         * one would otherwise be backed by huge pages at the first touch. */
-        madvise(p, want, MADV_NOHUGEPAGE);
         if (reserve.end != reserve.next)
             munmap(reserve.next, (size_t)(reserve.end - reserve.next));
         reserve.next = p;
-        reserve.end = (char *)p + want;
+        reserve.end = (char *)p + RESERVE_BYTES;
     }
     void *p = reserve.next;
     reserve.next += len;
