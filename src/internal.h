@@ -99,9 +99,10 @@ uint64_t cio__stack_mapped(const cio__stack_pool *p);
 /* Of the stacks mapped, those a helper thread prepared (stack.c). */
 uint64_t cio__stack_prepared(const cio__stack_pool *p);
 /* Tests: wait until the helper has prepared every slab asked for `p`;
- * use the helper (or not) whatever the CPUs. */
+ * use the helper always (1), never (-1), or where the loop's thread may
+ * run on more than one CPU (0, the default). */
 void cio__stack_pool_settle(cio__stack_pool *p);
-void cio__stack_helper_force(bool on);
+void cio__stack_helper_mode(int mode);
 size_t cio__page_size(void);
 /* Tests: give new stacks canaries instead of guard pages. */
 void cio__stack_force_canary(void);

@@ -1,4 +1,6 @@
 /* Stacks: many tasks, per-task sizes, pooling, overflow detection. */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -318,7 +320,7 @@ enum { HELPER_STACKS = 240 }; /* 8 slabs of 64 KiB stacks */
 
 TEST_NATIVE(stack_helper_prepares_slabs_ahead)
 {
-    cio__stack_helper_force(true);
+    cio__stack_helper_mode(1);
     long live = cio__alloc_live();
     cio__stack_pool *p;
     ASSERT_OK(cio__stack_pool_init(&p));
@@ -350,7 +352,7 @@ TEST_NATIVE(stack_helper_prepares_slabs_ahead)
  * frees what was asked and what is ready. */
 TEST_NATIVE(stack_pool_closes_while_helper_prepares)
 {
-    cio__stack_helper_force(true);
+    cio__stack_helper_mode(1);
     long live = cio__alloc_live();
     static cio__stack st[100];
     for (int round = 0; round < 20; round++) {
@@ -368,7 +370,7 @@ TEST_NATIVE(stack_pool_closes_while_helper_prepares)
 
 TEST_NATIVE(stack_helper_off_prepares_nothing)
 {
-    cio__stack_helper_force(false);
+    cio__stack_helper_mode(-1);
     cio__stack_pool *p;
     ASSERT_OK(cio__stack_pool_init(&p));
     static cio__stack st[HELPER_STACKS];
@@ -391,7 +393,7 @@ static int sum_to(void *arg)
 /* Tasks on stacks the helper prepared run like any other. */
 TEST(stack_helper_stacks_run_tasks)
 {
-    cio__stack_helper_force(true);
+    cio__stack_helper_mode(1);
     enum { N = 3000 };
     static cio_task *t[N];
     for (int i = 0; i < N; i++) {
@@ -442,7 +444,7 @@ static int run_three(void *arg)
 
 TEST_REALTIME(stack_helper_serves_several_loops)
 {
-    cio__stack_helper_force(true);
+    cio__stack_helper_mode(1);
     int results[3] = {-1, -1, -1};
     ASSERT_OK(cio_to_thread(run_three, results));
     for (int i = 0; i < 3; i++)
@@ -461,7 +463,7 @@ static int burst_in_child(void *arg)
 
 TEST_NATIVE(stack_helper_after_fork)
 {
-    cio__stack_helper_force(true);
+    cio__stack_helper_mode(1);
     /* Make the helper busy in this process first. */
     static cio_task *t[300];
     for (int i = 0; i < 300; i++)
@@ -496,7 +498,7 @@ static int touch_deep(void *arg)
  * through the helper like small ones. */
 TEST(stack_helper_prepares_big_stacks)
 {
-    cio__stack_helper_force(true);
+    cio__stack_helper_mode(1);
     enum { N = 60 };
     static cio_task *t[N];
     static long used[N];
@@ -512,5 +514,60 @@ TEST(stack_helper_prepares_big_stacks)
         ASSERT_TRUE(used[i] >= 200 * 1024 && used[i] < 16 << 20);
     }
     ASSERT_TRUE(cio__stack_prepared(cio__loop->stacks) > 0);
+    return 0;
+}
+
+/* A loop whose thread may run on one CPU only prepares its own slabs:
+ * a helper there would only take turns with it. */
+typedef struct pinned_run {
+    int rc;
+    uint64_t prepared;
+} pinned_run;
+
+static int burst_and_count(void *arg)
+{
+    pinned_run *r = arg;
+    static cio_task *t[300];
+    for (int i = 0; i < 300; i++) {
+        int rc = cio_spawn(&t[i], sum_to, NULL);
+        if (rc < 0)
+            return rc;
+        if (i == 100) /* had the pool asked, the next slab is prepared */
+            cio__stack_pool_settle(cio__loop->stacks);
+    }
+    for (int i = 0; i < 300; i++) {
+        cio_task_join(t[i]);
+        cio_task_free(t[i]);
+    }
+    r->prepared = cio__stack_prepared(cio__loop->stacks);
+    return 0;
+}
+
+static void *pinned_thread(void *arg)
+{
+    pinned_run *r = arg;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    sched_getaffinity(0, sizeof one, &one);
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &one))
+        cpu++;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    r->rc = pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    if (r->rc == 0)
+        r->rc = cio_run(burst_and_count, r);
+    return NULL;
+}
+
+TEST_NATIVE(stack_helper_not_used_by_a_pinned_loop)
+{
+    cio__stack_helper_mode(0);
+    pinned_run r = {.rc = -1};
+    pthread_t th;
+    ASSERT_EQ(0, pthread_create(&th, NULL, pinned_thread, &r));
+    ASSERT_EQ(0, pthread_join(th, NULL));
+    ASSERT_EQ(0, r.rc);
+    ASSERT_EQ(0, r.prepared);
     return 0;
 }

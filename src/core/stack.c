@@ -93,6 +93,7 @@ struct cio__stack_pool {
     uint64_t prepared; /* of those, prepared by the helper */
     size_t pooled;
     bool ahead; /* has asked the helper for slabs */
+    int cpus;   /* CPUs the loop's thread may run on; 0 unknown */
     /* Under helper.mu: */
     slab *asked;  /* requests the helper has not started */
     slab *ready;  /* slabs the helper prepared, not yet taken */
@@ -414,8 +415,8 @@ static void drop_slab(slab *s)
  * What a burst leaves prepared stays for the next one: at most AHEAD
  * slabs a pool, 30 resident pages each. The helper is one thread for the
  * process, started when first asked, and it ends after HELPER_IDLE_SEC
- * without work. With a single CPU to run on it would only take turns
- * with the loop, so it is not used. */
+ * without work. A loop whose thread may run on one CPU only does not use
+ * it: the helper would only take turns with the loop. */
 #define AHEAD_AFTER 2
 #define AHEAD 2
 #define HELPER_IDLE_SEC 2
@@ -427,7 +428,10 @@ static struct {
     cio__stack_pool *queue, *queue_tail;
     cio__stack_pool *busy; /* the pool whose slab is being prepared */
     bool running;
-    int usable; /* 0 unknown, 1 yes, -1 no */
+    /* 0: where the asking thread may run on more than one CPU; 1: always
+     * (tests); -1: never (CIO_STACK_HELPER=0, or it could not start). */
+    int mode;
+    bool env_read;
 } helper = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .work = PTHREAD_COND_INITIALIZER,
@@ -534,25 +538,37 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-void cio__stack_helper_force(bool on)
+void cio__stack_helper_mode(int mode)
 {
     helper_lock();
-    helper.usable = on ? 1 : -1;
+    helper.env_read = true;
+    helper.mode = mode;
     helper_unlock();
 }
 
-static bool helper_usable(void)
+/* Whether pool `p` may use the helper: decided once per pool, on the
+ * loop's own thread, whose CPUs the helper shares. A loop pinned to one
+ * CPU (cio_run_multi's pin) has no second CPU to give it. Called with the
+ * lock held. */
+static bool helper_usable(cio__stack_pool *p)
 {
-    if (helper.usable == 0) {
-        cpu_set_t cpus;
-        bool many = sched_getaffinity(0, sizeof cpus, &cpus) == 0 &&
-                    CPU_COUNT(&cpus) > 1;
+    if (!helper.env_read) {
         const char *env = getenv("CIO_STACK_HELPER");
-        if (env && *env)
-            many = strcmp(env, "0") != 0;
-        helper.usable = many ? 1 : -1;
+        if (env && strcmp(env, "0") == 0)
+            helper.mode = -1;
+        else if (env && *env)
+            helper.mode = 1;
+        helper.env_read = true;
     }
-    return helper.usable > 0;
+    if (helper.mode != 0)
+        return helper.mode > 0;
+    if (p->cpus == 0) {
+        cpu_set_t cpus;
+        p->cpus = sched_getaffinity(0, sizeof cpus, &cpus) == 0
+                      ? CPU_COUNT(&cpus)
+                      : 1;
+    }
+    return p->cpus > 1;
 }
 
 /* Start the helper if it is not running; false if it cannot be. Called
@@ -575,7 +591,7 @@ static bool helper_start(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        helper.usable = -1;
+        helper.mode = -1;
         return false;
     }
     pthread_setname_np(th, "cio-stacks");
@@ -587,7 +603,7 @@ static bool helper_start(void)
 static void ask_ahead(cio__stack_pool *p, size_t size)
 {
     helper_lock();
-    if (!helper_usable() || !helper_start()) {
+    if (!helper_usable(p) || !helper_start()) {
         helper_unlock();
         return;
     }
