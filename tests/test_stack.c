@@ -411,15 +411,16 @@ TEST(stack_helper_stacks_run_tasks)
 
 /* Three loops on three threads burst at once: the one helper serves
  * their pools in turn, and each loop's tasks run on stacks it prepared. */
-static int burst_on_loop(void *arg)
+/* Spawn `n` sleepers in a group, letting the helper deliver once the
+ * pool has asked (had it asked); join them. The stacks the helper
+ * prepared for this loop, or a negative error. */
+static long long burst(int n)
 {
-    (void)arg;
-    enum { N = 2000 };
     cio_group *g;
     int rc = cio_group_new(&g, 0);
     if (rc < 0)
         return rc;
-    for (int i = 0; i < N && rc == 0; i++) {
+    for (int i = 0; i < n && rc == 0; i++) {
         rc = cio_group_spawn(g, NULL, sum_to, (void *)(uintptr_t)(i % 3));
         if (i == 100)
             cio__stack_pool_settle(cio__loop->stacks);
@@ -428,7 +429,15 @@ static int burst_on_loop(void *arg)
     cio_group_free(g);
     if (rc < 0 || jrc < 0)
         return rc < 0 ? rc : jrc;
-    return cio__stack_prepared(cio__loop->stacks) > 0 ? 0 : -EPROTO;
+    return (long long)cio__stack_prepared(cio__loop->stacks);
+}
+
+/* A burst whose stacks the helper (partly) prepared: 0, else < 0. */
+static int burst_on_loop(void *arg)
+{
+    (void)arg;
+    long long prepared = burst(2000);
+    return prepared < 0 ? (int)prepared : prepared > 0 ? 0 : -EPROTO;
 }
 
 static int run_three(void *arg)
@@ -454,13 +463,6 @@ TEST_REALTIME(stack_helper_serves_several_loops)
 
 /* A fork while the helper runs leaves the child a free lock and no
  * helper: the child's loops start their own. */
-static int burst_in_child(void *arg)
-{
-    (void)arg;
-    int rc = burst_on_loop(NULL);
-    return rc;
-}
-
 TEST_NATIVE(stack_helper_after_fork)
 {
     cio__stack_helper_mode(1);
@@ -473,7 +475,7 @@ TEST_NATIVE(stack_helper_after_fork)
         if (pid == 0) {
             cio__loop = NULL; /* the parent's loop is not ours */
             alarm(20);
-            _exit(cio_run(burst_in_child, NULL) == 0 ? 0 : 3);
+            _exit(cio_run(burst_on_loop, NULL) == 0 ? 0 : 3);
         }
         int status = 0;
         ASSERT_EQ(pid, waitpid(pid, &status, 0));
@@ -521,26 +523,14 @@ TEST(stack_helper_prepares_big_stacks)
  * a helper there would only take turns with it. */
 typedef struct pinned_run {
     int rc;
-    uint64_t prepared;
+    long long prepared;
 } pinned_run;
 
 static int burst_and_count(void *arg)
 {
     pinned_run *r = arg;
-    static cio_task *t[300];
-    for (int i = 0; i < 300; i++) {
-        int rc = cio_spawn(&t[i], sum_to, NULL);
-        if (rc < 0)
-            return rc;
-        if (i == 100) /* had the pool asked, the next slab is prepared */
-            cio__stack_pool_settle(cio__loop->stacks);
-    }
-    for (int i = 0; i < 300; i++) {
-        cio_task_join(t[i]);
-        cio_task_free(t[i]);
-    }
-    r->prepared = cio__stack_prepared(cio__loop->stacks);
-    return 0;
+    r->prepared = burst(300);
+    return r->prepared < 0 ? (int)r->prepared : 0;
 }
 
 static void *pinned_thread(void *arg)
