@@ -9,16 +9,29 @@
  * result (default "sleepers"); argv[3] sets the task stack size in bytes,
  * or "min" for CIO_STACK_MIN.
  *
- * The anchor, after the run: how long the kernel takes to make N fresh
+ * The anchors, after the run: how long the kernel takes to make N fresh
  * pages resident for one thread, in one madvise call (kernel_pages_ms).
  * Each task needs one such page for its stack, so on one thread that is
- * a floor under the spawning. */
+ * a floor under the spawning. And the best two threads do when the pages
+ * lie one per 68 KiB, like the top pages of 64 KiB stacks, populated in
+ * process_madvise batches of 30 (a slab), each thread on half of them
+ * (kernel_pages_2t_ms; left out where the process may use one CPU only,
+ * or the kernel has no process_madvise for this). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "bench.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
+#endif
+#ifndef PIDFD_SELF
+#define PIDFD_SELF (-10000)
 #endif
 
 typedef struct job {
@@ -76,6 +89,64 @@ static double kernel_pages_ms(long n)
     return rc == 0 ? (double)dt / 1e6 : -1;
 }
 
+enum { STRIDE = 17 * 4096, BATCH = 30 };
+
+typedef struct half {
+    char *base; /* the first page of this half */
+    long n;     /* pages */
+    int rc;
+} half;
+
+static void *populate_half(void *arg)
+{
+    half *h = arg;
+    struct iovec iov[BATCH];
+    h->rc = 0;
+#ifdef SYS_process_madvise
+    for (long i = 0; i < h->n; i += BATCH) {
+        int k = h->n - i < BATCH ? (int)(h->n - i) : BATCH;
+        for (int j = 0; j < k; j++)
+            iov[j] = (struct iovec){h->base + (i + j) * (long)STRIDE, 4096};
+        if (syscall(SYS_process_madvise, PIDFD_SELF, iov, k,
+                    MADV_POPULATE_WRITE, 0) != (long)k * 4096) {
+            h->rc = -1;
+            break;
+        }
+    }
+#else
+    (void)iov;
+    h->rc = -1;
+#endif
+    return NULL;
+}
+
+/* ms for two threads to populate `n` fresh pages scattered like stack
+ * tops; -1 if not measurable here. */
+static double kernel_pages_2t_ms(long n)
+{
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof cpus, &cpus) != 0 || CPU_COUNT(&cpus) < 2)
+        return -1;
+    size_t len = (size_t)n * STRIDE;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    madvise(p, len, MADV_NOHUGEPAGE);
+    half a = {p, n / 2, 0}, b = {p + (n / 2) * (long)STRIDE, n - n / 2, 0};
+    pthread_t th;
+    int64_t t0 = bench_now();
+    if (pthread_create(&th, NULL, populate_half, &b) != 0) {
+        munmap(p, len);
+        return -1;
+    }
+    populate_half(&a);
+    pthread_join(th, NULL);
+    int64_t dt = bench_now() - t0;
+    munmap(p, len);
+    return a.rc == 0 && b.rc == 0 ? (double)dt / 1e6 : -1;
+}
+
 static int sleepers_main(void *arg)
 {
     const job *j = arg;
@@ -114,6 +185,9 @@ static int sleepers_main(void *arg)
     double floor_ms = kernel_pages_ms(j->n);
     if (floor_ms >= 0)
         printf("%s.kernel_pages_ms %.1f ms\n", j->name, floor_ms);
+    double two_ms = kernel_pages_2t_ms(j->n);
+    if (two_ms >= 0)
+        printf("%s.kernel_pages_2t_ms %.1f ms\n", j->name, two_ms);
     return 0;
 }
 
