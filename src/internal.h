@@ -107,7 +107,7 @@ size_t cio__page_size(void);
 /* Tests: give new stacks canaries instead of guard pages. */
 void cio__stack_force_canary(void);
 
-/* ---- timers (timer.c): a binary min-heap ordered by (when, seq) ---------- */
+/* ---- timers (timer.c): a 4-ary min-heap ordered by (when, seq) ----------- */
 typedef struct cio__timer cio__timer;
 typedef void (*cio__timer_fn)(cio_loop *l, cio__timer *t);
 struct cio__timer {
