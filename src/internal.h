@@ -74,6 +74,9 @@ typedef struct cio__stack_pool cio__stack_pool;
 typedef struct cio__stack {
     void *lo;        /* lowest usable byte (above the guard) */
     size_t size;     /* usable bytes */
+    /* The slab of a burst, whose top pages a helper thread may not have
+     * made resident yet; NULL once the stack is known to be in use. */
+    void *burst;
     unsigned vg_id;  /* valgrind stack id */
     bool canary;     /* no guard page: a canary word sits at lo */
 } cio__stack;
@@ -82,6 +85,9 @@ void cio__stack_pool_fini(cio__stack_pool *p);
 /* Take a stack of at least `size` usable bytes. 0 or -ENOMEM. */
 int cio__stack_get(cio__stack_pool *p, size_t size, cio__stack *out);
 void cio__stack_put(cio__stack_pool *p, const cio__stack *s);
+/* Before the first run on `s` (its `burst` set): make the top pages of
+ * the rest of its slab resident, unless the helper has started on them. */
+void cio__stack_first_use(cio__stack *s);
 /* Bytes of `s` in use at the deepest point so far (resident pages), or
  * -errno. */
 long cio__stack_used(const cio__stack *s);
@@ -96,11 +102,13 @@ static inline bool cio__stack_canary_ok(const cio__stack *s)
 }
 size_t cio__stack_pooled(const cio__stack_pool *p);
 uint64_t cio__stack_mapped(const cio__stack_pool *p);
-/* Of the stacks mapped, those a helper thread prepared (stack.c). */
-uint64_t cio__stack_prepared(const cio__stack_pool *p);
-/* Tests: wait until the helper has prepared every slab asked for `p`;
+/* Of the stacks mapped, those whose top pages a helper thread made
+ * resident (stack.c). */
+uint64_t cio__stack_populated(const cio__stack_pool *p);
+/* Tests: wait until the helper is through every slab queued for `p`;
  * use the helper always (1), never (-1), or where the loop's thread may
- * run on more than one CPU (0, the default). */
+ * run on more than one CPU (0, the default); or queue slabs for it and
+ * have it take none (2: first runs claim them all; do not settle then). */
 void cio__stack_pool_settle(cio__stack_pool *p);
 void cio__stack_helper_mode(int mode);
 size_t cio__page_size(void);

@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -275,7 +276,7 @@ TEST(stack_used_measures_the_deepest_point)
     return 0;
 }
 
-/* ---- preparing slabs ahead ------------------------------------------------ */
+/* ---- populating in the background ---------------------------------------- */
 
 /* True if the byte at `p` cannot be read: the kernel, copying from it,
  * reports EFAULT (no signal involved). */
@@ -316,31 +317,45 @@ static int check_stacks(cio__stack *st, size_t n)
     return 0;
 }
 
-enum { HELPER_STACKS = 240 }; /* 8 slabs of 64 KiB stacks */
+enum { HELPER_STACKS = 240 }; /* 8 slabs of 30 64 KiB stacks */
 
-TEST_NATIVE(stack_helper_prepares_slabs_ahead)
+/* True if the page holding `p` is resident. */
+static bool resident(const void *p)
+{
+    size_t pg = cio__page_size();
+    unsigned char v = 0;
+    void *page = (void *)((uintptr_t)p & ~(uintptr_t)(pg - 1));
+    return mincore(page, pg, &v) == 0 && (v & 1);
+}
+
+static const char *top_of(const cio__stack *s)
+{
+    return (const char *)s->lo + s->size - 1;
+}
+
+/* The first two slabs of a class are populated as they are mapped; the
+ * rest, a burst, by the helper while their stacks are already out. */
+TEST_NATIVE(stack_helper_populates_burst_slabs)
 {
     cio__stack_helper_mode(1);
     long live = cio__alloc_live();
     cio__stack_pool *p;
     ASSERT_OK(cio__stack_pool_init(&p));
     static cio__stack st[HELPER_STACKS];
-    size_t n = 0;
-    /* Three slabs' worth: the pool asks the helper for more. */
-    while (n < 90)
-        ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[n++]));
+    for (size_t i = 0; i < HELPER_STACKS; i++) {
+        ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[i]));
+        if (i < 60) {
+            ASSERT_TRUE(st[i].burst == NULL);
+            ASSERT_TRUE(resident(top_of(&st[i])));
+        }
+    }
     cio__stack_pool_settle(p);
-    /* The class runs dry within a slab and takes the prepared ones. */
-    uint64_t before = cio__stack_prepared(p);
-    size_t limit = n + 31;
-    while (cio__stack_prepared(p) == before && n < limit)
-        ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[n++]));
-    ASSERT_TRUE(cio__stack_prepared(p) > before);
-    while (n < HELPER_STACKS)
-        ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[n++]));
-    ASSERT_EQ(0, check_stacks(st, n));
-    ASSERT_TRUE(cio__stack_mapped(p) >= n);
-    for (size_t i = 0; i < n; i++)
+    ASSERT_EQ(HELPER_STACKS, cio__stack_mapped(p));
+    ASSERT_EQ(HELPER_STACKS - 60, cio__stack_populated(p));
+    for (size_t i = 0; i < HELPER_STACKS; i++)
+        ASSERT_TRUE(resident(top_of(&st[i])));
+    ASSERT_EQ(0, check_stacks(st, HELPER_STACKS));
+    for (size_t i = 0; i < HELPER_STACKS; i++)
         cio__stack_put(p, &st[i]);
     ASSERT_EQ(cio__stack_mapped(p), cio__stack_pooled(p));
     cio__stack_pool_fini(p);
@@ -348,19 +363,62 @@ TEST_NATIVE(stack_helper_prepares_slabs_ahead)
     return 0;
 }
 
-/* A pool closed while the helper prepares its slabs waits for it, and
- * frees what was asked and what is ready. */
-TEST_NATIVE(stack_pool_closes_while_helper_prepares)
+/* The first run on a slab the helper has not claimed populates the rest
+ * of that slab; a second one on the same slab does nothing more. */
+TEST_NATIVE(stack_first_run_claims_its_slab)
+{
+    cio__stack_helper_mode(2); /* slabs are queued, never populated */
+    long live = cio__alloc_live();
+    cio__stack_pool *p;
+    ASSERT_OK(cio__stack_pool_init(&p));
+    static cio__stack st[150]; /* 5 slabs, the last 3 a burst */
+    for (size_t i = 0; i < 150; i++)
+        ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[i]));
+    for (size_t i = 60; i < 150; i++) {
+        ASSERT_TRUE(st[i].burst != NULL);
+        ASSERT_TRUE(!resident(top_of(&st[i])));
+    }
+    cio__stack_first_use(&st[65]);
+    ASSERT_TRUE(st[65].burst == NULL);
+    for (size_t i = 60; i < 90; i++)
+        ASSERT_EQ(i >= 65, resident(top_of(&st[i])));
+    cio__stack_first_use(&st[61]); /* claimed already: nothing to do */
+    ASSERT_TRUE(st[61].burst == NULL);
+    ASSERT_TRUE(!resident(top_of(&st[61])));
+    cio__stack_first_use(&st[90]); /* the fourth slab */
+    ASSERT_EQ(0, cio__stack_populated(p));
+    /* The helper, let work, skips the two claimed slabs. */
+    cio__stack_helper_mode(1);
+    cio__stack_pool_settle(p);
+    ASSERT_EQ(30, cio__stack_populated(p));
+    ASSERT_TRUE(!resident(top_of(&st[60])));
+    for (size_t i = 120; i < 150; i++)
+        ASSERT_TRUE(resident(top_of(&st[i])));
+    /* A stack back in the pool is no longer a burst's. */
+    cio__stack_put(p, &st[149]);
+    ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[149]));
+    ASSERT_TRUE(st[149].burst == NULL);
+    ASSERT_EQ(0, check_stacks(st, 150));
+    for (size_t i = 0; i < 150; i++)
+        cio__stack_put(p, &st[i]);
+    cio__stack_pool_fini(p);
+    ASSERT_EQ(live, cio__alloc_live());
+    return 0;
+}
+
+/* A pool closed while the helper populates its slabs waits for it, and
+ * takes back what it queued. */
+TEST_NATIVE(stack_pool_closes_while_helper_populates)
 {
     cio__stack_helper_mode(1);
     long live = cio__alloc_live();
-    static cio__stack st[100];
+    static cio__stack st[150];
     for (int round = 0; round < 20; round++) {
         cio__stack_pool *p;
         ASSERT_OK(cio__stack_pool_init(&p));
-        for (int i = 0; i < 100; i++)
-            ASSERT_OK(cio__stack_get(p, CIO_STACK_MIN, &st[i]));
-        for (int i = 0; i < 100; i++)
+        for (int i = 0; i < 150; i++)
+            ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[i]));
+        for (int i = 0; i < 150; i++)
             cio__stack_put(p, &st[i]);
         cio__stack_pool_fini(p);
     }
@@ -368,7 +426,7 @@ TEST_NATIVE(stack_pool_closes_while_helper_prepares)
     return 0;
 }
 
-TEST_NATIVE(stack_helper_off_prepares_nothing)
+TEST_NATIVE(stack_helper_off_populates_nothing)
 {
     cio__stack_helper_mode(-1);
     cio__stack_pool *p;
@@ -376,7 +434,7 @@ TEST_NATIVE(stack_helper_off_prepares_nothing)
     static cio__stack st[HELPER_STACKS];
     for (size_t i = 0; i < HELPER_STACKS; i++)
         ASSERT_OK(cio__stack_get(p, CIO_STACK_DEFAULT, &st[i]));
-    ASSERT_EQ(0, cio__stack_prepared(p));
+    ASSERT_EQ(0, cio__stack_populated(p));
     ASSERT_EQ(0, check_stacks(st, HELPER_STACKS));
     for (size_t i = 0; i < HELPER_STACKS; i++)
         cio__stack_put(p, &st[i]);
@@ -390,30 +448,39 @@ static int sum_to(void *arg)
     return rc < 0 ? rc : (int)(uintptr_t)arg;
 }
 
-/* Tasks on stacks the helper prepared run like any other. */
+/* Tasks on stacks the helper populated run like any other, and so do
+ * tasks whose first run got to their slab before the helper. */
 TEST(stack_helper_stacks_run_tasks)
 {
     cio__stack_helper_mode(1);
     enum { N = 3000 };
-    static cio_task *t[N];
+    static cio_task *t[2 * N];
     for (int i = 0; i < N; i++) {
         ASSERT_OK(cio_spawn(&t[i], sum_to, (void *)(uintptr_t)(i % 100)));
-        if (i == 100) /* the pool has asked: let the helper deliver */
+        if (i == 100) /* the pool has asked: let the helper catch up */
             cio__stack_pool_settle(cio__loop->stacks);
     }
-    for (int i = 0; i < N; i++) {
+    cio__stack_pool_settle(cio__loop->stacks);
+    uint64_t populated = cio__stack_populated(cio__loop->stacks);
+    ASSERT_TRUE(populated > 0);
+    /* Now the first runs claim every slab of the burst. */
+    cio__stack_helper_mode(2);
+    for (int i = N; i < 2 * N; i++)
+        ASSERT_OK(cio_spawn(&t[i], sum_to, (void *)(uintptr_t)(i % 100)));
+    for (int i = 0; i < 2 * N; i++) {
         ASSERT_EQ(i % 100, cio_task_join(t[i]));
         cio_task_free(t[i]);
     }
-    ASSERT_TRUE(cio__stack_prepared(cio__loop->stacks) > 0);
+    ASSERT_EQ(populated, cio__stack_populated(cio__loop->stacks));
+    cio__stack_helper_mode(1);
     return 0;
 }
 
 /* Three loops on three threads burst at once: the one helper serves
- * their pools in turn, and each loop's tasks run on stacks it prepared. */
+ * their pools in turn, and each loop's tasks run on stacks it populated. */
 /* Spawn `n` sleepers in a group, letting the helper deliver once the
  * pool has asked (had it asked); join them. The stacks the helper
- * prepared for this loop, or a negative error. */
+ * populated for this loop, or a negative error. */
 static long long burst(int n)
 {
     cio_group *g;
@@ -429,15 +496,15 @@ static long long burst(int n)
     cio_group_free(g);
     if (rc < 0 || jrc < 0)
         return rc < 0 ? rc : jrc;
-    return (long long)cio__stack_prepared(cio__loop->stacks);
+    return (long long)cio__stack_populated(cio__loop->stacks);
 }
 
-/* A burst whose stacks the helper (partly) prepared: 0, else < 0. */
+/* A burst whose stacks the helper (partly) populated: 0, else < 0. */
 static int burst_on_loop(void *arg)
 {
     (void)arg;
-    long long prepared = burst(2000);
-    return prepared < 0 ? (int)prepared : prepared > 0 ? 0 : -EPROTO;
+    long long populated = burst(2000);
+    return populated < 0 ? (int)populated : populated > 0 ? 0 : -EPROTO;
 }
 
 static int run_three(void *arg)
@@ -498,7 +565,7 @@ static int touch_deep(void *arg)
 
 /* Stacks bigger than a slab get a mapping each; a burst of them goes
  * through the helper like small ones. */
-TEST(stack_helper_prepares_big_stacks)
+TEST(stack_helper_populates_big_stacks)
 {
     cio__stack_helper_mode(1);
     enum { N = 60 };
@@ -515,22 +582,22 @@ TEST(stack_helper_prepares_big_stacks)
         cio_task_free(t[i]);
         ASSERT_TRUE(used[i] >= 200 * 1024 && used[i] < 16 << 20);
     }
-    ASSERT_TRUE(cio__stack_prepared(cio__loop->stacks) > 0);
+    ASSERT_TRUE(cio__stack_populated(cio__loop->stacks) > 0);
     return 0;
 }
 
-/* A loop whose thread may run on one CPU only prepares its own slabs:
+/* A loop whose thread may run on one CPU only populates its own slabs:
  * a helper there would only take turns with it. */
 typedef struct pinned_run {
     int rc;
-    long long prepared;
+    long long populated;
 } pinned_run;
 
 static int burst_and_count(void *arg)
 {
     pinned_run *r = arg;
-    r->prepared = burst(300);
-    return r->prepared < 0 ? (int)r->prepared : 0;
+    r->populated = burst(300);
+    return r->populated < 0 ? (int)r->populated : 0;
 }
 
 static void *pinned_thread(void *arg)
@@ -558,6 +625,6 @@ TEST_NATIVE(stack_helper_not_used_by_a_pinned_loop)
     ASSERT_EQ(0, pthread_create(&th, NULL, pinned_thread, &r));
     ASSERT_EQ(0, pthread_join(th, NULL));
     ASSERT_EQ(0, r.rc);
-    ASSERT_EQ(0, r.prepared);
+    ASSERT_EQ(0, r.populated);
     return 0;
 }

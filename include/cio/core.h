@@ -103,8 +103,9 @@ enum cio_clock_kind {
 /* Smallest and default task stack sizes, in bytes. Stacks are reserved, not
  * committed: a task costs the pages it touches. During a burst of spawns
  * a helper thread (one per process, for loops whose thread may run on
- * more than one CPU) prepares stacks ahead; CIO_STACK_HELPER=0 in the
- * environment keeps that work on the loop's thread. */
+ * more than one CPU) makes the new stacks' first pages resident in the
+ * background; CIO_STACK_HELPER=0 in the environment keeps that work on
+ * the loop's thread. */
 #define CIO_STACK_MIN ((size_t)16 * 1024)
 #define CIO_STACK_DEFAULT ((size_t)64 * 1024)
 

@@ -81,9 +81,22 @@ void cio__enter_debug(cio_loop *l, cio_task *t)
 }
 
 #ifndef CIO__TSAN
+/* A first run on a stack of a burst's slab: see cio__stack_first_use. Out
+ * of line, so that cio__start keeps no frame and ends in a jump. */
+static __attribute__((noinline, cold)) void
+start_burst(cio__ctx *from, cio_task *next, bool dying)
+{
+    cio__stack_first_use(&next->stack);
+    cio__start(from, next, dying);
+}
+
 __attribute__((noinline)) void cio__start(cio__ctx *from, cio_task *next,
                                           bool dying)
 {
+    if (CIO__UNLIKELY(next->stack.burst)) {
+        start_burst(from, next, dying);
+        return;
+    }
     next->flags |= CIO__T_STARTED;
     next->starter = dying ? NULL : from;
     cio__ctx_start(from, &next->ctx, next->stack.lo, next->stack.size,

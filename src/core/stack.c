@@ -62,11 +62,16 @@ typedef struct free_stack {
 typedef struct slab {
     struct slab *next;       /* the pool's slabs */
     struct slab *fresh_next; /* the class's slabs with stacks never used */
-    void *base;       /* NULL: not mapped (a request the helper failed) */
+    struct slab *asked_next; /* the pool's slabs for the helper (helper.mu) */
+    void *base;
     size_t len;
     size_t size;      /* usable bytes of each stack */
     size_t n;         /* stacks */
     long mprotected;  /* stacks guarded by mprotect (mapping budget) */
+    bool behind;      /* queued for the helper to populate */
+    /* Someone (the helper, or the loop before a first run) has started
+     * making the top pages resident. */
+    atomic_bool claimed;
     /* Stacks that got a canary word instead of a guard page. */
     uint64_t canary[(SLAB_MAX_STACKS + 63) / 64];
 } slab;
@@ -90,15 +95,13 @@ struct cio__stack_pool {
     int nclasses;
     slab *slabs;
     uint64_t mapped;
-    uint64_t prepared; /* of those, prepared by the helper */
     size_t pooled;
-    bool ahead; /* has asked the helper for slabs */
-    int cpus;   /* CPUs the loop's thread may run on; 0 unknown */
+    bool helped; /* has asked the helper */
+    int cpus;    /* CPUs the loop's thread may run on; 0 unknown */
     /* Under helper.mu: */
-    slab *asked;  /* requests the helper has not started */
-    slab *ready;  /* slabs the helper prepared, not yet taken */
-    int nahead;   /* asked + being prepared + ready */
-    bool queued;  /* on the helper's queue */
+    slab *asked, *asked_tail; /* slabs to populate, oldest first */
+    uint64_t populated; /* stacks the helper populated */
+    bool queued;       /* on the helper's queue */
     struct cio__stack_pool *qnext;
 };
 
@@ -213,6 +216,7 @@ static void push_free(size_class *sc, const cio__stack *s)
 {
     free_stack *f = (free_stack *)((char *)s->lo + s->size - sizeof *f);
     f->s = *s;
+    f->s.burst = NULL;
     f->next = sc->free;
     sc->free = f;
 }
@@ -246,43 +250,57 @@ static bool madvise_pages(struct iovec *iov, size_t n, int advice)
     return false;
 }
 
-/* Guard every stack of a new slab and make each one's top page resident
- * (every task touches it: the pool's link, then its first frames), two
- * system calls for the slab where the kernel allows. Populating costs the
- * kernel less than the page faults it saves: 1.35 against 2.2 us a page
- * on the build VM, where 100,000 tasks' first pages are most of the cost
- * of starting them. Returns how many leading stacks are guarded. */
+/* Make the top page of each of the `n` stacks at `base` resident (every
+ * task touches it first: its first frames), a system call for 64 stacks
+ * where the kernel allows. Populating costs the kernel less than the page
+ * faults it saves: 1.35 against 2.2 us a page on the build VM, where
+ * 100,000 tasks' first pages are most of the cost of starting them. */
 #define SLAB_BATCH 64
-static size_t prepare_slab(char *base, size_t n, size_t each)
+static void populate_tops(char *base, size_t n, size_t each, size_t batch)
 {
     size_t pg = cio__page_size();
     struct iovec iov[SLAB_BATCH];
-    size_t guarded = 0;
+    for (size_t i = 0; i < n; i += batch) {
+        size_t k = n - i < batch ? n - i : batch;
+        for (size_t j = 0; j < k; j++)
+            iov[j] = (struct iovec){base + (i + j + 1) * each - pg, pg};
+        if (!madvise_pages(iov, k, MADV_POPULATE_WRITE))
+            return;
+    }
+}
+
+/* Install the guard page below each of the `n` stacks at `base` in the
+ * mapping itself, a system call for 64 stacks where the kernel allows.
+ * Returns how many leading stacks are guarded. */
+static size_t install_guards(char *base, size_t n, size_t each)
+{
+    size_t pg = cio__page_size();
+    struct iovec iov[SLAB_BATCH];
+    if (probe_guard_mode() != GUARD_MADVISE)
+        return 0;
     for (size_t i = 0; i < n; i += SLAB_BATCH) {
         size_t k = n - i < SLAB_BATCH ? n - i : SLAB_BATCH;
         for (size_t j = 0; j < k; j++)
-            iov[j] = (struct iovec){base + (i + j + 1) * each - pg, pg};
-        madvise_pages(iov, k, MADV_POPULATE_WRITE);
-        if (guarded != i || probe_guard_mode() != GUARD_MADVISE)
-            continue;
-        for (size_t j = 0; j < k; j++)
             iov[j] = (struct iovec){base + (i + j) * each, pg};
-        if (madvise_pages(iov, k, MADV_GUARD_INSTALL))
-            guarded += k;
+        if (!madvise_pages(iov, k, MADV_GUARD_INSTALL))
+            return i;
     }
-    return guarded;
+    return n;
 }
 
-/* Address space for slabs is mapped RESERVE_BYTES at a time and handed
- * out by bumping a pointer. A mapping takes the process's memory map lock
- * for writing, so it waits for every other thread's page populating to
- * finish and holds off the next: with a slab per mapping, the helper and
- * the loop would mostly take turns. Slabs are unmapped one by one. */
-#define RESERVE_BYTES ((size_t)64 << 20)
+/* Address space for slabs is mapped in reservations, RESERVE_MIN first,
+ * each twice the one before up to RESERVE_MAX, and handed out by bumping
+ * a pointer. A mapping takes the process's memory map lock for writing,
+ * so it waits for every other thread's page populating to finish and
+ * holds off the next: with a slab per mapping, the helper and the loop
+ * would mostly take turns. Slabs are unmapped one by one. */
+#define RESERVE_MIN ((size_t)64 << 20)
+#define RESERVE_MAX ((size_t)512 << 20)
 
 static struct {
     pthread_mutex_t mu;
     char *next, *end;
+    size_t grow; /* the size of the next reservation; 0: RESERVE_MIN */
 } reserve = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void atfork_once(void);
@@ -305,11 +323,12 @@ static void *reserve_slab(size_t len)
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, atfork_once);
     /* A slab of one big stack gets a mapping of its own. */
-    if (len > RESERVE_BYTES / 8)
+    if (len > RESERVE_MIN / 8)
         return map_space(len);
     pthread_mutex_lock(&reserve.mu);
     if ((size_t)(reserve.end - reserve.next) < len) {
-        void *p = map_space(RESERVE_BYTES);
+        size_t size = reserve.grow ? reserve.grow : RESERVE_MIN;
+        void *p = map_space(size);
         if (p == NULL) {
             pthread_mutex_unlock(&reserve.mu);
             return NULL;
@@ -317,7 +336,8 @@ static void *reserve_slab(size_t len)
         if (reserve.end != reserve.next)
             munmap(reserve.next, (size_t)(reserve.end - reserve.next));
         reserve.next = p;
-        reserve.end = (char *)p + RESERVE_BYTES;
+        reserve.end = (char *)p + size;
+        reserve.grow = size < RESERVE_MAX ? size * 2 : size;
     }
     void *p = reserve.next;
     reserve.next += len;
@@ -325,10 +345,10 @@ static void *reserve_slab(size_t len)
     return p;
 }
 
-/* Map and prepare the stacks of `s` (its `size` set): resident top pages,
- * guards or canary marks. Touches nothing but `s`, so the helper thread
- * runs it too. On failure `s->base` stays NULL. */
-static void fill_slab(slab *s)
+/* Map the stacks of `s` (its `size` set) and guard them (guard pages or
+ * canary marks); with `populate`, make their top pages resident too. On
+ * failure `s->base` stays NULL. */
+static void fill_slab(slab *s, bool populate)
 {
     size_t pg = cio__page_size();
     size_t each = s->size + pg;
@@ -343,7 +363,9 @@ static void fill_slab(slab *s)
     s->n = n;
     s->mprotected = 0;
     memset(s->canary, 0, sizeof s->canary);
-    for (size_t i = prepare_slab(base, n, each); i < n; i++)
+    if (populate)
+        populate_tops(base, n, each, SLAB_BATCH);
+    for (size_t i = install_guards(base, n, each); i < n; i++)
         if (!guard((char *)base + i * each, &s->mprotected))
             s->canary[i / 64] |= UINT64_C(1) << (i % 64);
 }
@@ -374,6 +396,10 @@ static void take_fresh(cio__stack_pool *p, size_class *sc, cio__stack *out)
     char *g = (char *)s->base + i * (s->size + pg);
     *out = (cio__stack){.lo = g + pg, .size = s->size};
     out->canary = (s->canary[i / 64] >> (i % 64)) & 1;
+    out->burst = s->behind && !atomic_load_explicit(&s->claimed,
+                                                    memory_order_relaxed)
+                     ? s
+                     : NULL;
     if (out->canary)
         *(uint64_t *)out->lo = CANARY;
 #ifdef CIO_HAVE_VALGRIND
@@ -397,39 +423,46 @@ static void drop_slab(slab *s)
     cio__free(s);
 }
 
-/* ---- preparing slabs ahead ------------------------------------------------
+/* ---- populating in the background ----------------------------------------
  *
  * A burst of spawns drains a pool faster than the kernel hands out pages:
- * preparing a slab (30 stacks of 64 KiB: their top pages made resident,
- * their guards installed) costs ~40 us of kernel time on the build VM,
- * spawning its 30 tasks ~1.5 us. Once a class has had AHEAD_AFTER slabs,
- * each time the pool runs dry it asks a helper thread to keep AHEAD slabs
- * in preparation, and prepares one itself only if none is ready: on a
- * second CPU the kernel then fills pages for two threads at once, and a
- * burst of 100,000 spawns takes about a third less time (the two threads
- * contend in the kernel's page allocator, so not half).
+ * making a slab's top pages resident (30 stacks of 64 KiB) costs ~40 us of
+ * kernel time on the build VM, spawning its 30 tasks ~1.5 us, guarding
+ * them ~7 us. Once a class has had BURST_AFTER slabs, the loop maps and
+ * guards each new slab and hands its stacks out at once, and queues the
+ * slab for a helper thread, which makes the top pages resident, oldest
+ * slab first. The first run of a task on a slab nobody has claimed yet
+ * claims it and populates the rest of it in one call (its tasks start in
+ * address order); the helper skips a claimed slab. So while the loop
+ * spawns, and then runs the burst's first tasks, the kernel fills pages
+ * on a second CPU, and whichever thread gets to a slab first fills it.
  *
- * The helper never touches a pool's stacks. A request is a slab struct
- * the loop allocated; the helper maps and prepares it and hands it back
- * on the pool's ready list, which the loop takes when it next runs dry.
- * What a burst leaves prepared stays for the next one: at most AHEAD
- * slabs a pool, 30 resident pages each. The helper is one thread for the
- * process, started when first asked, and it ends after HELPER_IDLE_SEC
- * without work. A loop whose thread may run on one CPU only does not use
- * it: the helper would only take turns with the loop. */
-#define AHEAD_AFTER 2
-#define AHEAD 2
+ * The helper touches no pool: it reads the address and shape of a slab
+ * the pool queued (both fixed for the slab's life) under one process-wide
+ * mutex, which the loop takes once a slab, and the claim is an atomic
+ * flag in the slab. It is one thread for the process, started when first
+ * asked, and it ends after HELPER_IDLE_SEC without work. A pool closing
+ * takes back what it queued and waits while the helper works on one of
+ * its slabs, before it unmaps them. A loop whose thread may run on one
+ * CPU only does not use it: the helper would only take turns with the
+ * loop. */
+#define BURST_AFTER 2
 #define HELPER_IDLE_SEC 2
+/* Pages the helper populates a system call: the call holds the memory
+ * map lock for reading, and the loop's next mmap or brk (malloc growing
+ * the heap) waits for it. */
+#define HELPER_BATCH 4
 
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t work; /* a pool was queued */
-    pthread_cond_t idle; /* a slab was prepared */
+    pthread_cond_t idle; /* a slab was populated */
     cio__stack_pool *queue, *queue_tail;
-    cio__stack_pool *busy; /* the pool whose slab is being prepared */
+    cio__stack_pool *busy; /* the pool whose slab is being populated */
     bool running;
     /* 0: where the asking thread may run on more than one CPU; 1: always
-     * (tests); -1: never (CIO_STACK_HELPER=0, or it could not start). */
+     * (tests); -1: never (CIO_STACK_HELPER=0, or it could not start);
+     * 2: slabs are queued and the helper takes none (tests). */
     int mode;
     bool env_read;
 } helper = {
@@ -449,9 +482,9 @@ static void helper_unlock(void)
 }
 
 /* A fork keeps only the forking thread. Taking both locks around it
- * leaves them free in the child, which starts without a helper. A slab
- * being prepared at the fork is lost to the child (its pool just asks
- * less ahead). */
+ * leaves them free in the child, which starts without a helper and with
+ * nothing queued: the tasks of the slabs that were queued fault their
+ * pages in themselves. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&reserve.mu);
@@ -470,6 +503,13 @@ static void fork_child(void)
     pthread_cond_init(&helper.idle, NULL);
     helper.running = false;
     helper.busy = NULL;
+    for (cio__stack_pool *p = helper.queue, *next; p; p = next) {
+        next = p->qnext;
+        p->asked = NULL;
+        p->queued = false;
+        p->qnext = NULL;
+    }
+    helper.queue = helper.queue_tail = NULL;
     fork_parent();
 }
 
@@ -507,29 +547,35 @@ static void *helper_main(void *arg)
     (void)arg;
     helper_lock();
     for (;;) {
-        cio__stack_pool *p = helper.queue;
+        cio__stack_pool *p = helper.mode == 2 ? NULL : helper.queue;
         if (p == NULL) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += HELPER_IDLE_SEC;
             if (pthread_cond_timedwait(&helper.work, &helper.mu, &until) ==
                     ETIMEDOUT &&
-                helper.queue == NULL)
+                (helper.queue == NULL || helper.mode == 2))
                 break;
             continue;
         }
         slab *s = p->asked;
-        p->asked = s->next;
+        p->asked = s->asked_next;
+        if (p->asked == NULL)
+            p->asked_tail = NULL;
         /* Round robin: a pool with more to ask goes to the back. */
         dequeue(p);
         if (p->asked)
             enqueue(p);
+        /* The loop got there first: its tasks are running on them. */
+        if (atomic_exchange(&s->claimed, true))
+            continue;
         helper.busy = p;
+        char *base = s->base;
+        size_t n = s->n, each = s->size + cio__page_size();
         helper_unlock();
-        fill_slab(s);
+        populate_tops(base, n, each, HELPER_BATCH);
         helper_lock();
-        s->next = p->ready;
-        p->ready = s;
+        p->populated += n;
         helper.busy = NULL;
         pthread_cond_broadcast(&helper.idle);
     }
@@ -538,11 +584,16 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
+static bool helper_start(void);
+
 void cio__stack_helper_mode(int mode)
 {
     helper_lock();
     helper.env_read = true;
     helper.mode = mode;
+    if (mode == 1 && helper.queue)
+        helper_start();
+    pthread_cond_signal(&helper.work);
     helper_unlock();
 }
 
@@ -599,77 +650,42 @@ static bool helper_start(void)
     return true;
 }
 
-/* Keep AHEAD slabs of `size` stacks asked for, prepared or ready. */
-static void ask_ahead(cio__stack_pool *p, size_t size)
+/* Have the helper populate the top pages of `s`, just added to `p`; false
+ * if it cannot (the caller populates them). */
+static bool ask_helper(cio__stack_pool *p, slab *s)
 {
     helper_lock();
     if (!helper_usable(p) || !helper_start()) {
         helper_unlock();
-        return;
+        return false;
     }
-    while (p->nahead < AHEAD) {
-        slab *s = cio__calloc(1, sizeof *s);
-        if (s == NULL)
-            break;
-        s->size = size;
-        s->next = p->asked;
+    s->asked_next = NULL;
+    if (p->asked_tail)
+        p->asked_tail->asked_next = s;
+    else
         p->asked = s;
-        p->nahead++;
-    }
-    if (p->asked && !p->queued) {
+    p->asked_tail = s;
+    s->behind = true;
+    if (!p->queued) {
         enqueue(p);
         pthread_cond_signal(&helper.work);
     }
-    p->ahead = true;
+    p->helped = true;
     helper_unlock();
+    return true;
 }
 
-/* Take what the helper has prepared; requests it failed are dropped. */
-static void take_ready(cio__stack_pool *p)
-{
-    helper_lock();
-    slab *s = p->ready;
-    p->ready = NULL;
-    for (slab *r = s; r; r = r->next)
-        p->nahead--;
-    helper_unlock();
-    for (slab *next; s; s = next) {
-        next = s->next;
-        if (s->base == NULL) {
-            cio__free(s);
-            continue;
-        }
-        size_class *sc = find_class(p, s->size);
-        if (sc == NULL) { /* cannot happen: it was asked for a class */
-            drop_slab(s);
-            continue;
-        }
-        add_slab(p, sc, s);
-        p->prepared += s->n;
-    }
-}
-
-/* Stop asking for `p` and take back everything asked for it; waits while
- * the helper prepares one of its slabs. */
+/* Stop asking for `p`: take back what is queued, and wait while the
+ * helper populates one of its slabs. */
 static void stop_asking(cio__stack_pool *p)
 {
     helper_lock();
     if (p->queued)
         dequeue(p);
+    p->asked = p->asked_tail = NULL;
     while (helper.busy == p)
         pthread_cond_wait(&helper.idle, &helper.mu);
-    slab *asked = p->asked, *ready = p->ready;
-    p->asked = p->ready = NULL;
-    p->nahead = 0;
     helper_unlock();
-    for (slab *next; asked; asked = next) {
-        next = asked->next;
-        cio__free(asked);
-    }
-    for (slab *next; ready; ready = next) {
-        next = ready->next;
-        drop_slab(ready);
-    }
 }
 
 void cio__stack_pool_settle(cio__stack_pool *p)
@@ -680,16 +696,19 @@ void cio__stack_pool_settle(cio__stack_pool *p)
     helper_unlock();
 }
 
-uint64_t cio__stack_prepared(const cio__stack_pool *p)
+uint64_t cio__stack_populated(const cio__stack_pool *p)
 {
-    return p->prepared;
+    helper_lock();
+    uint64_t n = p->populated;
+    helper_unlock();
+    return n;
 }
 
 void cio__stack_pool_fini(cio__stack_pool *p)
 {
     if (p == NULL)
         return;
-    if (p->ahead)
+    if (p->helped)
         stop_asking(p);
 #ifdef CIO_HAVE_VALGRIND
     for (int c = 0; c < p->nclasses; c++)
@@ -703,20 +722,37 @@ void cio__stack_pool_fini(cio__stack_pool *p)
     cio__free(p);
 }
 
-/* Map and prepare a slab for `sc` on this thread. */
+/* Map a slab for `sc`: its top pages made resident here, or, in a burst
+ * (the class has had BURST_AFTER slabs), by the helper while its stacks
+ * are in use. */
 static int map_slab(cio__stack_pool *p, size_class *sc)
 {
     slab *s = cio__calloc(1, sizeof *s);
     if (s == NULL)
         return -ENOMEM;
     s->size = sc->size;
-    fill_slab(s);
+    atomic_init(&s->claimed, false);
+    bool burst = sc->slabs >= BURST_AFTER;
+    fill_slab(s, !burst);
     if (s->base == NULL) {
         cio__free(s);
         return -ENOMEM;
     }
     add_slab(p, sc, s);
+    if (burst && !ask_helper(p, s))
+        populate_tops(s->base, s->n, s->size + cio__page_size(), SLAB_BATCH);
     return 0;
+}
+
+void cio__stack_first_use(cio__stack *st)
+{
+    slab *s = st->burst;
+    st->burst = NULL;
+    if (atomic_exchange(&s->claimed, true))
+        return;
+    size_t each = s->size + cio__page_size();
+    size_t i = (size_t)((char *)st->lo - (char *)s->base) / each;
+    populate_tops((char *)s->base + i * each, s->n - i, each, SLAB_BATCH);
 }
 
 static inline void pop_free(cio__stack_pool *p, size_class *sc,
@@ -748,14 +784,8 @@ static __attribute__((noinline)) int refill(cio__stack_pool *p, size_t size,
         pop_free(p, sc, out);
         return 0;
     }
-    if (sc->fresh == NULL) {
-        if (p->ahead)
-            take_ready(p);
-        if (sc->fresh == NULL && map_slab(p, sc) < 0)
-            return -ENOMEM;
-        if (sc->slabs >= AHEAD_AFTER)
-            ask_ahead(p, sc->size);
-    }
+    if (sc->fresh == NULL && map_slab(p, sc) < 0)
+        return -ENOMEM;
     take_fresh(p, sc, out);
     return 0;
 }

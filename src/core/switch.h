@@ -86,6 +86,8 @@ cio__start(cio__ctx *from, cio_task *next, bool dying)
 {
     next->flags |= CIO__T_STARTED;
     next->starter = dying ? NULL : from;
+    if (CIO__UNLIKELY(next->stack.burst))
+        cio__stack_first_use(&next->stack);
     cio__ctx_start(from, &next->ctx, next->stack.lo, next->stack.size,
                    cio__task_main, next);
 }
