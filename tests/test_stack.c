@@ -414,14 +414,14 @@ TEST_NATIVE(stack_first_run_claims_its_slab)
     cio__stack_first_use(&st[61]); /* claimed already: nothing to do */
     ASSERT_TRUE(st[61].burst == NULL);
     ASSERT_TRUE(!resident(top_of(&st[61])));
-    cio__stack_first_use(&st[90]); /* the fourth slab */
+    cio__stack_first_use(&st[120]); /* the fifth slab, queued last */
     ASSERT_EQ(0, cio__stack_populated(p));
     /* The helper, let work, skips the two claimed slabs. */
     cio__stack_helper_mode(1);
     cio__stack_pool_settle(p);
     ASSERT_EQ(30, cio__stack_populated(p));
     ASSERT_TRUE(!resident(top_of(&st[60])));
-    for (size_t i = 120; i < 150; i++)
+    for (size_t i = 90; i < 150; i++)
         ASSERT_TRUE(resident(top_of(&st[i])));
     /* A stack back in the pool is no longer a burst's. */
     cio__stack_put(p, &st[149]);

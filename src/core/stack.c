@@ -505,7 +505,7 @@ static void fork_child(void)
     helper.busy = NULL;
     for (cio__stack_pool *p = helper.queue, *next; p; p = next) {
         next = p->qnext;
-        p->asked = NULL;
+        p->asked = p->asked_tail = NULL;
         p->queued = false;
         p->qnext = NULL;
     }
@@ -567,8 +567,10 @@ static void *helper_main(void *arg)
         if (p->asked)
             enqueue(p);
         /* The loop got there first: its tasks are running on them. */
-        if (atomic_exchange(&s->claimed, true))
+        if (atomic_exchange(&s->claimed, true)) {
+            pthread_cond_broadcast(&helper.idle); /* for settle */
             continue;
+        }
         helper.busy = p;
         char *base = s->base;
         size_t n = s->n, each = s->size + cio__page_size();
