@@ -566,20 +566,18 @@ static void *helper_main(void *arg)
         dequeue(p);
         if (p->asked)
             enqueue(p);
-        /* The loop got there first: its tasks are running on them. */
-        if (atomic_exchange(&s->claimed, true)) {
-            pthread_cond_broadcast(&helper.idle); /* for settle */
-            continue;
+        /* Skipped if the loop got there first: its tasks run on them. */
+        if (!atomic_exchange(&s->claimed, true)) {
+            helper.busy = p;
+            char *base = s->base;
+            size_t n = s->n, each = s->size + cio__page_size();
+            helper_unlock();
+            populate_tops(base, n, each, HELPER_BATCH);
+            helper_lock();
+            p->populated += n;
+            helper.busy = NULL;
         }
-        helper.busy = p;
-        char *base = s->base;
-        size_t n = s->n, each = s->size + cio__page_size();
-        helper_unlock();
-        populate_tops(base, n, each, HELPER_BATCH);
-        helper_lock();
-        p->populated += n;
-        helper.busy = NULL;
-        pthread_cond_broadcast(&helper.idle);
+        pthread_cond_broadcast(&helper.idle); /* for settle and close */
     }
     helper.running = false;
     helper_unlock();
