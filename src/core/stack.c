@@ -251,8 +251,8 @@ static bool madvise_pages(struct iovec *iov, size_t n, int advice)
 }
 
 /* Make the top page of each of the `n` stacks at `base` resident (every
- * task touches it first: its first frames), a system call for 64 stacks
- * where the kernel allows. Populating costs the kernel less than the page
+ * task touches it first: its first frames), a system call for `batch`
+ * stacks (at most SLAB_BATCH) where the kernel allows. Populating costs the kernel less than the page
  * faults it saves: 1.35 against 2.2 us a page on the build VM, where
  * 100,000 tasks' first pages are most of the cost of starting them. */
 #define SLAB_BATCH 64
